@@ -1,0 +1,3 @@
+"""cxrbench: a benchmark suite for pneumonia detection on chest X-rays."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,60 @@
+"""The ``cxrbench`` command line: one module per verb (``add_parser`` + ``run``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from cxrbench import __version__
+
+VERB_MODULES = ("models", "audit", "run", "report", "compare", "check", "demo")
+
+EPILOG = """examples:
+  cxrbench demo                                   # offline, synthetic data, ~1 minute
+  cxrbench data audit /data/chest_xray
+  cxrbench models 'hog_*'
+  cxrbench run --data /data/chest_xray --models hog_svm,majority --seeds 0,1,2 --out out/
+  cxrbench report out/results.json -o out/report.html
+  cxrbench compare results/baseline.json out/results.json
+  cxrbench check hog_svm
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cxrbench",
+        description="Benchmark pneumonia detectors on chest X-rays on identical patient-grouped "
+        "splits, and report metrics with their uncertainty.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"cxrbench {__version__}")
+    subparsers = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    for name in VERB_MODULES:
+        try:
+            module = importlib.import_module(f"cxrbench.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"cxrbench.cli.{name}":
+                raise
+            continue
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

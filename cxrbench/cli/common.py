@@ -1,0 +1,43 @@
+"""Helpers shared by the CLI verbs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DATA_ENV = "CXRBENCH_DATA"
+
+
+def fail(message: str, code: int = 2) -> int:
+    """Print a user-facing error (no traceback) and return the exit code."""
+    print(f"cxrbench: error: {message}", file=sys.stderr)
+    return code
+
+
+def add_data_argument(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
+    help_text = f"data folder or CSV manifest (default: ${DATA_ENV})"
+    if positional:
+        parser.add_argument("data", nargs="?", help=help_text)
+    else:
+        parser.add_argument("--data", help=help_text)
+
+
+def resolve_data(value: str | None) -> Path | None:
+    """The data path from the option, else from $CXRBENCH_DATA, else None."""
+    value = value or os.environ.get(DATA_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def parse_int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps example epilogs as written and shows defaults."""

@@ -1,0 +1,47 @@
+"""``cxrbench models [PATTERN] [--json]``: list registered plugins (never imports TensorFlow)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from cxrbench.cli.common import Formatter
+from cxrbench.registry import get_card, list_models, model_source
+
+EXAMPLES = """examples:
+  cxrbench models
+  cxrbench models 'hog_*'
+  cxrbench models --family transfer --json
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("models", help="list registered model plugins", epilog=EXAMPLES,
+                              formatter_class=Formatter)
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'hog_*'")
+    p.add_argument("--exclude", action="append", default=[], help="pattern to leave out")
+    p.add_argument("--family", help="only this family (baseline, classical, mlp, cnn, transfer)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    names = list_models(args.pattern, exclude=args.exclude, family=args.family)
+    if args.json:
+        cards = []
+        for name in names:
+            card = dataclasses.asdict(get_card(name))
+            card["source"] = model_source(name)
+            cards.append(card)
+        print(json.dumps(cards, indent=1))
+        return 0
+    if not names:
+        print(f"no model matches {args.pattern!r}")
+        return 0
+    width = max(len(n) for n in names)
+    for name in names:
+        card = get_card(name)
+        print(f"{name:<{width}}  {card.family:<9} {card.framework:<12} "
+              f"{card.input_size}px x{card.channels}  {card.description}")
+    return 0

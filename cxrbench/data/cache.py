@@ -1,0 +1,370 @@
+"""The decoded-image cache: every file is decoded once per (size, channels, decoder version).
+
+Layout under the cache root::
+
+    images/{size}x{channels}/index-d{DECODER_VERSION}.json   content hash -> (shard, row)
+    images/{size}x{channels}/d{DECODER_VERSION}-{id}.npy      (rows, size, size, channels) uint8
+    hashes/{key}.json                                         file sha256 by (path, size, mtime)
+
+Entries are keyed by the sha256 of the file bytes, so a renamed or copied file is not decoded
+again, and an edited one is. A load whose rows are exactly one shard (the usual case: the same
+data set loaded again) returns that shard as a read-only ``np.memmap``, so a warm load costs
+an index read and nothing else. Every file is written to a temporary name and moved into place
+with ``os.replace`` (atomic), and the index is merged under a file lock, so concurrent builds or
+an interrupted one never leave a half-written shard or index visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cxrbench.data.decode import DECODER_VERSION, ImageDecodeError, decode_image
+from cxrbench.data.records import DataError
+
+_INLINE_MAX = 8  # fewer misses than this are decoded in-process: a pool would cost more
+
+
+def default_cache_dir() -> Path:
+    """``$CXRBENCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/cxrbench``, else ``~/.cache/cxrbench``."""
+    env = os.environ.get("CXRBENCH_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "cxrbench"
+
+
+# ---------------------------------------------------------------- atomic files and locking
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Write JSON to ``path`` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        tmp.write_text(json.dumps(obj, separators=(",", ":")))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):  # unreadable index: start afresh (it is only a cache)
+        return None
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (POSIX); a no-op where fcntl does not exist."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: atomic replace still prevents torn files
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- content hashes of files
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_files(paths: Sequence[str], *, key: str, cache_dir: str | Path | None = None) -> list[str]:
+    """sha256 of each file's bytes, remembered by (absolute path, size, mtime_ns).
+
+    ``key`` names the small index file (e.g. the data set root), so re-loading a data set only
+    stats its files. Misses are hashed in threads (hashlib releases the GIL).
+    """
+    index_path = Path(cache_dir or default_cache_dir()) / "hashes" / (
+        hashlib.sha256(key.encode()).hexdigest()[:24] + ".json"
+    )
+    known: dict[str, list[Any]] = (_read_json(index_path) or {}).get("files", {})
+    stats = [os.stat(p) for p in paths]
+    out: list[str | None] = []
+    misses: list[int] = []
+    for i, (p, st) in enumerate(zip(paths, stats, strict=True)):
+        entry = known.get(p)
+        if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+            out.append(entry[2])
+        else:
+            out.append(None)
+            misses.append(i)
+    if misses:
+        n_threads = min(16, 4 * (os.cpu_count() or 1), len(misses))
+        with ThreadPoolExecutor(max_workers=n_threads) as pool:
+            for i, digest in zip(misses, pool.map(_sha256_file, [paths[i] for i in misses]),
+                                 strict=True):
+                out[i] = digest
+        files = {p: [st.st_size, st.st_mtime_ns, h]
+                 for p, st, h in zip(paths, stats, out, strict=True)}
+        try:
+            atomic_write_json(index_path, {"version": 1, "files": files})
+        except OSError as exc:  # a read-only cache must not stop anyone from loading data
+            warnings.warn(f"could not write the file-hash index {index_path}: {exc}",
+                          stacklevel=2)
+    return [h for h in out if h is not None]
+
+
+# ---------------------------------------------------------------- parallel map over chunks
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # fork is unsafe once TensorFlow (threads) is imported; forkserver forks workers from a
+    # small clean server that has the decoder preloaded.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["cxrbench.data.cache"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def run_chunks(
+    fn: Callable[..., list[Any]],
+    chunks: Sequence[Sequence[Any]],
+    *args: Any,
+    workers: int = 1,
+    progress: bool = False,
+    description: str = "working",
+) -> Iterator[list[Any]]:
+    """Yield ``fn(chunk, *args)`` for every chunk, in worker processes when ``workers > 1``."""
+    total = sum(len(c) for c in chunks)
+    bar = _progress_bar(progress, description, total)
+    with bar as advance:
+        if workers <= 1 or len(chunks) <= 1:
+            for chunk in chunks:
+                yield fn(chunk, *args)
+                advance(len(chunk))
+            return
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+            futures = {pool.submit(fn, chunk, *args): len(chunk) for chunk in chunks}
+            for fut in as_completed(futures):
+                yield fut.result()
+                advance(futures[fut])
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callable[[int], None]]:
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as prog:
+        task = prog.add_task(description, total=total)
+        yield lambda n: prog.advance(task, n)
+
+
+def split_chunks(items: Sequence[Any], workers: int, max_chunk: int = 64) -> list[list[Any]]:
+    """Chunks big enough that IPC is negligible, small enough to balance the workers."""
+    if not items:
+        return []
+    size = max(1, min(max_chunk, math.ceil(len(items) / (4 * max(workers, 1)))))
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+# ---------------------------------------------------------------- the image cache
+@dataclass
+class CachedImages:
+    """Decoded images in records order; files that could not be decoded are in ``failed``."""
+
+    images: np.ndarray  # (n_ok, size, size, channels) uint8, a read-only memmap when possible
+    record_ids: np.ndarray  # str, aligned with images
+    failed: list[dict[str, str]] = field(default_factory=list)  # {record_id, path, reason}
+    n_decoded: int = 0  # files decoded by this call (0 on a warm load)
+
+
+def _decode_chunk(items: list[tuple[int, str]], shard: str, size: int, channels: int
+                  ) -> list[tuple[int, str]]:
+    """Worker: decode ``(row, path)`` items into the shard memmap; return ``(row, reason)``."""
+    out = np.load(shard, mmap_mode="r+")
+    failures = []
+    for row, path in items:
+        try:
+            out[row] = decode_image(path, size, channels)
+        except ImageDecodeError as exc:
+            failures.append((row, exc.reason))
+    out.flush()
+    del out
+    return failures
+
+
+class ImageCache:
+    """Decoded images on disk, shared by every data set, run and process on this machine."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+
+    def _dir(self, size: int, channels: int) -> Path:
+        return self.root / "images" / f"{size}x{channels}"
+
+    def _index_path(self, size: int, channels: int) -> Path:
+        return self._dir(size, channels) / f"index-d{DECODER_VERSION}.json"
+
+    def _read_index(self, size: int, channels: int) -> dict[str, Any]:
+        index = _read_json(self._index_path(size, channels)) or {}
+        shards = {name: hashes for name, hashes in index.get("shards", {}).items()
+                  if (self._dir(size, channels) / name).exists()}
+        return {"shards": shards, "failed": index.get("failed", {})}
+
+    def load(
+        self,
+        records: pd.DataFrame,
+        size: int,
+        channels: int,
+        workers: int | None = None,
+        progress: bool = False,
+    ) -> CachedImages:
+        """Images of ``records`` (needs record_id, path, content_hash), decoding only misses."""
+        missing = {"record_id", "path", "content_hash"} - set(records.columns)
+        if missing:
+            raise DataError(f"records table lacks columns {sorted(missing)}; "
+                            "build it with cxrbench.data.load_dataset")
+        if channels not in (1, 3) or size < 1:
+            raise ValueError(f"need size >= 1 and channels 1 or 3, got {size}, {channels}")
+        workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+        ids = records["record_id"].astype(str).to_numpy()
+        paths = records["path"].astype(str).to_numpy()
+        hashes = records["content_hash"].astype(str).to_numpy()
+
+        index = self._read_index(size, channels)
+        where = _where(index)
+        todo = [i for i, h in enumerate(hashes) if h not in where and h not in index["failed"]]
+        n_decoded = 0
+        if todo:
+            n_decoded = self._decode_into_shard(
+                [(hashes[i], paths[i]) for i in todo], size, channels, workers, progress)
+            index = self._read_index(size, channels)
+            where = _where(index)
+
+        ok = np.array([h in where for h in hashes], dtype=bool)
+        failed = [
+            {"record_id": ids[i], "path": paths[i],
+             "reason": index["failed"].get(hashes[i], "not in the image cache")}
+            for i in np.flatnonzero(~ok)
+        ]
+        images = self._assemble(list(hashes[ok]), where, index, size, channels)
+        return CachedImages(images=images, record_ids=ids[ok], failed=failed,
+                            n_decoded=n_decoded)
+
+    def _decode_into_shard(self, items: list[tuple[str, str]], size: int, channels: int,
+                           workers: int, progress: bool) -> int:
+        """Decode ``(hash, path)`` items into one new shard; register it and the failures."""
+        folder = self._dir(size, channels)
+        folder.mkdir(parents=True, exist_ok=True)
+        first: dict[str, int] = {}
+        unique: list[tuple[str, str]] = []
+        for h, p in items:
+            if h not in first:
+                first[h] = len(unique)
+                unique.append((h, p))
+        name = f"d{DECODER_VERSION}-{uuid.uuid4().hex[:16]}.npy"
+        tmp = _tmp_name(folder / name)
+        try:
+            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                           shape=(len(unique), size, size, channels))
+            del mm
+            rows = [(row, p) for row, (_, p) in enumerate(unique)]
+            n_workers = 1 if len(rows) < _INLINE_MAX else min(workers, len(rows))
+            failures: dict[str, str] = {}
+            for chunk_failures in run_chunks(
+                _decode_chunk, split_chunks(rows, n_workers), str(tmp), size, channels,
+                workers=n_workers, progress=progress, description=f"decoding {size}px",
+            ):
+                failures.update({unique[row][0]: reason for row, reason in chunk_failures})
+            # Shard rows follow the request order (duplicates included), so the same request
+            # later is served by this shard alone, zero copy.
+            order = [first[h] for h, _ in items if h not in failures]
+            shard_hashes = [h for h, _ in items if h not in failures]
+            if order != list(range(len(unique))):
+                tmp = _reorder(tmp, order, (size, size, channels))
+            if shard_hashes:
+                os.replace(tmp, folder / name)
+            with _locked(folder / ".lock"):
+                raw = _read_json(self._index_path(size, channels)) or {}
+                shards = raw.get("shards", {})
+                if shard_hashes:
+                    shards[name] = shard_hashes
+                failed = {**raw.get("failed", {}), **failures}
+                atomic_write_json(self._index_path(size, channels), {
+                    "decoder_version": DECODER_VERSION, "size": size, "channels": channels,
+                    "shards": shards, "failed": failed,
+                })
+        finally:
+            tmp.unlink(missing_ok=True)
+        return len(unique)
+
+    def _assemble(self, wanted: list[str], where: dict[str, tuple[str, int]],
+                  index: dict[str, Any], size: int, channels: int) -> np.ndarray:
+        """Images for content hashes ``wanted``: one shard as is when it matches, else a copy."""
+        folder = self._dir(size, channels)
+        if not wanted:
+            return np.empty((0, size, size, channels), dtype=np.uint8)
+        for shard, hashes in index["shards"].items():
+            if len(hashes) == len(wanted) and hashes == wanted:
+                return np.load(folder / shard, mmap_mode="r")  # zero copy
+        out = np.empty((len(wanted), size, size, channels), dtype=np.uint8)
+        by_shard: dict[str, list[tuple[int, int]]] = {}
+        for pos, h in enumerate(wanted):
+            shard, row = where[h]
+            by_shard.setdefault(shard, []).append((row, pos))
+        for shard, pairs in by_shard.items():
+            pairs.sort()  # read each shard front to back
+            src = np.load(folder / shard, mmap_mode="r")
+            rows = np.array([r for r, _ in pairs])
+            pos = np.array([p for _, p in pairs])
+            for start in range(0, len(rows), 1024):  # bounded temporary memory
+                out[pos[start:start + 1024]] = src[rows[start:start + 1024]]
+            del src
+        return out
+
+
+def _where(index: dict[str, Any]) -> dict[str, tuple[str, int]]:
+    where: dict[str, tuple[str, int]] = {}
+    for shard, hashes in index["shards"].items():
+        for row, h in enumerate(hashes):
+            where.setdefault(h, (shard, row))
+    return where
+
+
+def _reorder(tmp: Path, order: list[int], shape: tuple[int, int, int]) -> Path:
+    """A new temporary shard holding rows ``order`` of ``tmp`` (drops failures, repeats dups)."""
+    new = _tmp_name(tmp)
+    if order:
+        src = np.load(tmp, mmap_mode="r")
+        dst = np.lib.format.open_memmap(new, mode="w+", dtype=np.uint8,
+                                        shape=(len(order), *shape))
+        for start in range(0, len(order), 1024):
+            dst[start:start + 1024] = src[order[start:start + 1024]]
+        dst.flush()
+        del src, dst
+    tmp.unlink(missing_ok=True)
+    return new

@@ -1,0 +1,1 @@
+"""Built-in plugin families, one module each (imported lazily by the registry)."""

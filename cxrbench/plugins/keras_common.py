@@ -1,0 +1,474 @@
+"""Shared Keras 3 machinery for the deep plugins (mlp, cnn, transfer).
+
+Everything here uses the Keras 3 API only, so a plugin runs unchanged on
+``KERAS_BACKEND=tensorflow`` (default), ``jax`` or ``torch``, on a GPU when the backend sees one.
+Keras is imported inside functions, never at module level: importing this module (or a plugin
+module) must not import TensorFlow, so that ``cxrbench models`` stays fast.
+
+- :func:`make_batches` streams ``(x, y, sample_weight)`` batches from the uint8 (often
+  memory-mapped) image array of an :class:`~cxrbench.plugin.ImageSet`, converting one batch at a
+  time: the data set is never copied to float32 as a whole.
+- :func:`train` runs ``model.fit`` with a :class:`ValAUCMonitor` that computes validation ROC AUC
+  after every epoch, prints one progress line to stderr, stops early on it and restores the
+  best weights; the per-epoch history goes into ``fit_info_["history"]``.
+- :func:`predict` streams an ImageSet through a fitted model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from cxrbench.plugin import ImageSet, Plugin, PluginError
+
+# A per-batch transform of float32 images (n, h, w, c), e.g. scaling to [0, 1].
+Preprocess = Callable[[np.ndarray], np.ndarray]
+# A per-batch augmentation of preprocessed float32 images, given the dataset's random generator.
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def scale_unit(x: np.ndarray) -> np.ndarray:
+    """uint8 pixel values -> [0, 1]."""
+    return x * np.float32(1.0 / 255.0)
+
+
+def scale_symmetric(x: np.ndarray) -> np.ndarray:
+    """uint8 pixel values -> [-1, 1] (MobileNet-style ``preprocess_input``, mode "tf")."""
+    return x * np.float32(1.0 / 127.5) - np.float32(1.0)
+
+
+def value_range(preprocess: Preprocess, channels: int = 3) -> tuple[float, float]:
+    """The range ``preprocess`` maps pixel values 0..255 to (for augmentation layers)."""
+    lo = preprocess(np.zeros((1, 1, 1, channels), np.float32))
+    hi = preprocess(np.full((1, 1, 1, channels), 255.0, np.float32))
+    return float(min(lo.min(), hi.min())), float(max(lo.max(), hi.max()))
+
+
+# --- backend, device, seeding ----------------------------------------------------------------
+def backend_info() -> dict[str, str]:
+    """``{"backend": "tensorflow"|"jax"|"torch", "device": "gpu:0 (2 visible)"|"cpu"}``.
+
+    The device is where Keras places computation by default (the first accelerator if any).
+    Imports Keras, hence the backend: call it only when a deep model is about to run.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        devices = [str(d).lower() for d in keras.distribution.list_devices()]
+    except Exception:  # noqa: BLE001  # not every backend/version implements list_devices
+        devices = []
+    accelerators = [d for d in devices if not d.startswith("cpu")]
+    if accelerators:
+        kind = accelerators[0].split(":")[0]
+        device = f"{accelerators[0]} ({len(accelerators)} {kind} visible)"
+    else:
+        device = "cpu"
+    return {"backend": backend, "device": device}
+
+
+def has_accelerator() -> bool:
+    return backend_info()["device"] != "cpu"
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and the backend (``keras.utils.set_random_seed``).
+
+    On CPU this makes training repeatable with the TensorFlow backend (checked by the tests to
+    1e-5). GPU kernels (cuDNN convolutions' backward pass) may still differ run to run: full GPU
+    determinism would need ``tf.config.experimental.enable_op_determinism()``, a TensorFlow call
+    that Keras 3 does not expose, and the plugins stay backend-neutral.
+    """
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+
+
+@contextlib.contextmanager
+def dtype_policy(mixed_precision: bool) -> Iterator[None]:
+    """Build layers under ``mixed_float16`` when asked; restores the global policy afterwards.
+
+    Worth it on GPUs with tensor cores; on CPU float16 is slower, so the plugins default to off.
+    Output layers must pass ``dtype="float32"`` so probabilities stay float32.
+    """
+    import keras
+
+    if not mixed_precision:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def n_params(model: Any) -> int:
+    return int(model.count_params())
+
+
+def balanced_class_weight(labels: np.ndarray) -> dict[int, float]:
+    """``n / (2 n_c)`` per class: both classes contribute equally to the loss."""
+    labels = np.asarray(labels).astype(int)
+    counts = np.bincount(labels, minlength=2)
+    return {c: float(len(labels) / (2.0 * counts[c])) for c in (0, 1) if counts[c]}
+
+
+# --- streaming batches -----------------------------------------------------------------------
+def _to_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    have = x.shape[-1]
+    if have == channels:
+        return x
+    if have == 1:
+        return np.repeat(x, channels, axis=-1)
+    if channels == 1:
+        return x.mean(axis=-1, keepdims=True)
+    raise PluginError(f"cannot convert images with {have} channels to {channels}")
+
+
+def _resize(x: np.ndarray, size: int) -> np.ndarray:
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(
+        keras.ops.image.resize(x, (size, size), interpolation="bilinear", antialias=True)
+    ), dtype=np.float32)
+
+
+def load_batch(
+    images: np.ndarray, index: np.ndarray, channels: int, preprocess: Preprocess | None,
+    size: int | None = None,
+) -> np.ndarray:
+    """One float32 batch from the uint8 array: only these rows are read and converted.
+
+    ``size`` resizes (bilinear) when the images are not ``size`` px, e.g. a conformance check
+    handing the plugin another size than its ``input_size``; the harness avoids it by decoding
+    at ``input_size``.
+    """
+    # Sorted reads are sequential on a memmap; the order is restored afterwards.
+    order = np.argsort(index, kind="stable")
+    batch = np.empty((len(index), *images.shape[1:]), dtype=np.uint8)
+    batch[order] = images[index[order]]
+    x = _to_channels(batch.astype(np.float32), channels)
+    if size is not None and x.shape[1:3] != (size, size) and len(x):
+        x = _resize(x, size)
+    return preprocess(x) if preprocess is not None else x
+
+
+@functools.cache
+def _batches_class() -> type:
+    import keras
+
+    class ImageBatches(keras.utils.PyDataset):
+        """Batches of one ImageSet; reshuffled each epoch from ``seed`` (repeatable)."""
+
+        def __init__(
+            self,
+            images: np.ndarray,
+            labels: np.ndarray | None,
+            *,
+            batch_size: int,
+            channels: int,
+            size: int | None,
+            preprocess: Preprocess | None,
+            augment: Augment | None,
+            shuffle: bool,
+            seed: int,
+            class_weight: dict[int, float] | None,
+        ) -> None:
+            super().__init__()  # workers=1, no multiprocessing: batches in order, repeatable
+            self.images = images
+            self.labels = None if labels is None else np.asarray(labels, dtype=np.float32)
+            self.batch_size = int(batch_size)
+            self.channels = channels
+            self.size = size
+            self.preprocess = preprocess
+            self.augment = augment
+            self.shuffle = shuffle
+            self.seed = int(seed)
+            self.class_weight = class_weight
+            self.epoch = 0
+            self._order = self._make_order()
+            self._rng = np.random.default_rng([self.seed, 1])
+
+        def _make_order(self) -> np.ndarray:
+            n = len(self.images)
+            if not self.shuffle:
+                return np.arange(n)
+            return np.random.default_rng([self.seed, self.epoch]).permutation(n)
+
+        def __len__(self) -> int:
+            return math.ceil(len(self.images) / self.batch_size)
+
+        def __getitem__(self, i: int) -> Any:
+            index = self._order[i * self.batch_size:(i + 1) * self.batch_size]
+            x = load_batch(self.images, index, self.channels, self.preprocess, self.size)
+            if self.augment is not None:
+                x = self.augment(x, self._rng)
+            if self.labels is None:
+                return (x,)
+            y = self.labels[index]
+            if self.class_weight is None:
+                return x, y
+            w = np.where(y > 0.5, self.class_weight.get(1, 1.0), self.class_weight.get(0, 1.0))
+            return x, y, w.astype(np.float32)
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self._order = self._make_order()
+
+    return ImageBatches
+
+
+def make_batches(
+    images: ImageSet,
+    *,
+    batch_size: int,
+    channels: int,
+    preprocess: Preprocess | None,
+    size: int | None = None,
+    augment: Augment | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    class_weight: dict[int, float] | None = None,
+    with_labels: bool = True,
+) -> Any:
+    """A ``keras.utils.PyDataset`` over ``images`` (uint8, memmap-friendly).
+
+    Yields ``x`` (float32, ``channels`` channels, ``size`` px when given, after ``preprocess``
+    and ``augment``), plus
+    ``y`` and, with ``class_weight``, per-sample weights. ``shuffle`` draws a new permutation
+    each epoch from ``(seed, epoch)``.
+    """
+    labels = images.labels if with_labels else None
+    return _batches_class()(
+        images.images, labels, batch_size=batch_size, channels=channels, size=size,
+        preprocess=preprocess, augment=augment, shuffle=shuffle, seed=seed, class_weight=class_weight,
+    )
+
+
+# --- validation AUC, early stopping, history -------------------------------------------------
+def _roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(y)) < 2 or not np.all(np.isfinite(p)):
+        return float("nan")
+    return float(roc_auc_score(y, p))
+
+
+def current_lr(model: Any) -> float:
+    import keras
+
+    try:
+        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    except Exception:  # noqa: BLE001  # an exotic optimizer: history just lacks the lr
+        return float("nan")
+
+
+@functools.cache
+def _monitor_class() -> type:
+    import keras
+
+    class ValAUCMonitor(keras.callbacks.Callback):
+        """Validation ROC AUC each epoch -> history, a progress line, early stopping.
+
+        Keeps a copy of the best weights (highest AUC; ties keep the earlier epoch) and puts
+        them back when training ends. One monitor can span several ``fit`` calls (phases, such
+        as head-only then fine-tuning): the best epoch over all phases wins.
+        """
+
+        def __init__(
+            self, val: Any, val_labels: np.ndarray, *, patience: int, label: str,
+            min_delta: float = 1e-4, stream: Any = None,
+        ) -> None:
+            super().__init__()
+            self.val = val
+            self.val_labels = np.asarray(val_labels).astype(int)
+            self.patience = patience
+            self.min_delta = min_delta
+            self.label = label
+            self.stream = stream
+            self.history: list[dict[str, Any]] = []
+            self.best_auc = -math.inf
+            self.best_epoch: int | None = None
+            self._best_weights: list[np.ndarray] | None = None
+            self.phase = ""
+            self.phase_epochs = 0
+            self._wait = 0
+
+        def start_phase(self, phase: str, epochs: int) -> None:
+            self.phase, self.phase_epochs, self._wait = phase, epochs, 0
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs if logs is not None else {}
+            p = predict_dataset(self.model, self.val)
+            auc = _roc_auc(self.val_labels, p)
+            logs["val_auc"] = auc
+            seconds = time.perf_counter() - self._t0
+            entry = {
+                "phase": self.phase, "epoch": len(self.history) + 1,
+                "loss": float(logs.get("loss", float("nan"))), "val_auc": auc,
+                "lr": current_lr(self.model), "seconds": round(seconds, 3),
+            }
+            self.history.append(entry)
+            improved = math.isfinite(auc) and auc > self.best_auc + self.min_delta
+            if improved or self._best_weights is None:
+                self.best_auc = auc if math.isfinite(auc) else self.best_auc
+                self.best_epoch = entry["epoch"]
+                self._best_weights = [v.numpy().copy() for v in self.model.weights]
+                self._wait = 0
+            else:
+                self._wait += 1
+                if self.patience and self._wait >= self.patience:
+                    self.model.stop_training = True
+            print(
+                f"[{self.label}] {self.phase + ' ' if self.phase else ''}epoch "
+                f"{epoch + 1}/{self.phase_epochs} loss {entry['loss']:.4f} "
+                f"val_auc {auc:.4f}{' *' if entry['epoch'] == self.best_epoch else ''} "
+                f"lr {entry['lr']:.2g} {seconds:.1f}s",
+                file=self.stream or sys.stderr, flush=True,
+            )
+
+        def restore_best(self) -> None:
+            if self._best_weights is not None:
+                for variable, value in zip(self.model.weights, self._best_weights, strict=True):
+                    variable.assign(value)
+
+    return ValAUCMonitor
+
+
+def make_monitor(
+    val: ImageSet, val_batches: Any, *, patience: int, label: str, stream: Any = None
+) -> Any:
+    """A :class:`ValAUCMonitor` callback for ``val`` (which must carry labels)."""
+    if val.labels is None:
+        raise PluginError(f"{label}: the validation set needs labels for early stopping")
+    return _monitor_class()(val_batches, val.labels, patience=patience, label=label,
+                            stream=stream)
+
+
+def train_phase(
+    model: Any, train_batches: Any, monitor: Any, *, epochs: int, phase: str = ""
+) -> None:
+    """``model.fit`` for up to ``epochs`` epochs with ``monitor`` (no restore: see finish)."""
+    monitor.start_phase(phase, epochs)
+    monitor.set_model(model)
+    model.fit(train_batches, epochs=epochs, callbacks=[monitor], verbose=0)
+
+
+def finish(model: Any, monitor: Any, fit_info: dict[str, Any], *, restore_best: bool) -> None:
+    """Restore the best weights (if asked) and record history, best epoch, parameter count."""
+    if restore_best:
+        monitor.restore_best()
+    fit_info["restored_best"] = bool(restore_best)
+    fit_info["history"] = monitor.history
+    fit_info["best_epoch"] = monitor.best_epoch
+    fit_info["best_val_auc"] = monitor.best_auc if math.isfinite(monitor.best_auc) else None
+    fit_info["epochs_run"] = len(monitor.history)
+    fit_info["train_seconds"] = round(sum(h["seconds"] for h in monitor.history), 3)
+    fit_info["n_params"] = n_params(model)
+    fit_info.update(backend_info())
+
+
+# --- prediction ------------------------------------------------------------------------------
+def predict_dataset(model: Any, batches: Any) -> np.ndarray:
+    """Probabilities for every batch of a PyDataset, in order (no shuffling)."""
+    out = []
+    for i in range(len(batches)):
+        out.append(np.asarray(model.predict_on_batch(batches[i][0]), dtype=np.float64))
+    return np.concatenate(out).reshape(-1) if out else np.zeros(0)
+
+
+def predict(
+    model: Any, images: ImageSet, *, batch_size: int, channels: int,
+    preprocess: Preprocess | None,
+) -> np.ndarray:
+    """Stream ``images`` through ``model`` batch by batch; returns probabilities ``(n,)``."""
+    size = model.input_shape[1]
+    batches = make_batches(images, batch_size=batch_size, channels=channels, size=size,
+                           preprocess=preprocess, with_labels=False)
+    return predict_dataset(model, batches)
+
+
+# --- augmentation ----------------------------------------------------------------------------
+def chest_augmentation(
+    value_range: tuple[float, float], *, seed: int, rotation_deg: float = 7.0,
+    shift: float = 0.06, zoom: float = 0.10, brightness: float = 0.10, contrast: float = 0.10,
+) -> list[Any]:
+    """Keras augmentation layers suited to frontal chest films (active in training only).
+
+    Small rotations, shifts and zooms, brightness and contrast jitter. No flips: a vertical
+    flip is anatomically impossible, and even a horizontal one moves the heart to the right.
+    ``value_range`` is the range of the (preprocessed) inputs, for the photometric layers.
+    """
+    import keras
+
+    layers = keras.layers
+    out: list[Any] = []
+    if rotation_deg:
+        out.append(layers.RandomRotation(rotation_deg / 360.0, fill_mode="nearest", seed=seed))
+    if shift:
+        out.append(layers.RandomTranslation(shift, shift, fill_mode="nearest", seed=seed + 1))
+    if zoom:
+        out.append(layers.RandomZoom(zoom, fill_mode="nearest", seed=seed + 2))
+    if brightness:
+        out.append(layers.RandomBrightness(brightness, value_range=value_range, seed=seed + 3))
+    if contrast:
+        out.append(layers.RandomContrast(contrast, value_range=value_range, seed=seed + 4))
+    return out
+
+
+# --- the base class of the deep plugins ------------------------------------------------------
+class KerasPlugin(Plugin):
+    """Training and prediction shared by every Keras plugin; subclasses build the model.
+
+    Subclasses store (at least) these hyperparameters in ``__init__``: ``epochs``,
+    ``batch_size``, ``input_size``, ``learning_rate``, ``patience`` (epochs without a better
+    validation AUC before stopping; 0 = never stop early), ``restore_best``, ``class_weight``
+    (``"balanced"`` or None) and ``mixed_precision``; then implement :meth:`_build` and, for
+    several training phases, :meth:`_train`.
+    """
+
+    predict_batch_size: int = 64
+
+    def _preprocess(self) -> Preprocess:
+        return scale_unit
+
+    def _build(self, input_shape: tuple[int, int, int]) -> Any:
+        """The compiled Keras model for ``input_shape`` (size, size, channels)."""
+        raise NotImplementedError
+
+    def _train(self, model: Any, batches: Any, monitor: Any) -> None:
+        train_phase(model, batches, monitor, epochs=int(self.epochs))
+
+    def _fit(self, train: ImageSet, val: ImageSet) -> None:
+        set_seed(self.seed)
+        size, channels = int(self.input_size), self.card.channels
+        with dtype_policy(self.mixed_precision):
+            model = self._build((size, size, channels))
+        assert train.labels is not None
+        weights = balanced_class_weight(train.labels) if self.class_weight == "balanced" else None
+        common = dict(channels=channels, size=size, preprocess=self._preprocess())
+        train_batches = make_batches(train, batch_size=int(self.batch_size), shuffle=True,
+                                     seed=self.seed, class_weight=weights, **common)
+        val_batches = make_batches(val, batch_size=self.predict_batch_size, **common)
+        monitor = make_monitor(val, val_batches, patience=int(self.patience),
+                               label=f"{self.card.name} seed={self.seed}")
+        self._train(model, train_batches, monitor)
+        finish(model, monitor, self.fit_info_, restore_best=bool(self.restore_best))
+        self.fit_info_.update(image_size=size, channels=channels, class_weight=weights)
+        self.model_ = model
+
+    def _predict(self, images: ImageSet) -> np.ndarray:
+        return predict(self.model_, images, batch_size=self.predict_batch_size,
+                       channels=self.card.channels, preprocess=self._preprocess())

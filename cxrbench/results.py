@@ -1,0 +1,181 @@
+"""The results file: a versioned JSON schema, atomic writes, validation on load.
+
+Layout (``schema_version`` 1): ``tool``, ``run``, ``provenance``, ``split``, ``evaluation``
+(ids, labels and patient groups of the val and test images every record was scored on),
+``records`` (one per plugin x params x seed, written as each finishes), ``summary`` (per model:
+mean, std, min and max over seeds). The README documents every field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cxrbench.metrics import METRICS, TIMING_DIRECTIONS
+
+SCHEMA_VERSION = 1
+REQUIRED_TOP_LEVEL = ("schema_version", "run", "provenance", "split", "records")
+REQUIRED_RECORD = ("job_id", "model", "seed", "status")
+RECORD_STATUSES = ("ok", "error", "timeout")
+
+
+class ResultsError(ValueError):
+    """A results file is missing, truncated, hand-edited into an invalid state, or too new."""
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write via a temporary file in the same folder and rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _nan_to_none(value: Any) -> Any:
+    """JSON has no NaN: undefined metrics are stored as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+def dumps(results: dict[str, Any]) -> str:
+    return json.dumps(_nan_to_none(results), indent=1, default=_json_default, allow_nan=False)
+
+
+def write_results(path: str | Path, results: dict[str, Any]) -> Path:
+    results["summary"] = summarize(results.get("records", []))
+    return atomic_write_text(Path(path), dumps(results))
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Parse and validate a results file; every problem is named, never a bare KeyError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(f"results file {path} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ResultsError(
+            f"{path} is not valid JSON (truncated or hand-edited?): {err}. "
+            "Re-run with --resume to rebuild it from a clean state."
+        ) from err
+    validate_results(data, source=str(path))
+    return data
+
+
+def validate_results(data: Any, *, source: str = "results") -> None:
+    if not isinstance(data, dict):
+        raise ResultsError(f"{source}: top level must be a JSON object")
+    missing = [key for key in REQUIRED_TOP_LEVEL if key not in data]
+    if missing:
+        raise ResultsError(f"{source}: missing required field(s) {missing}")
+    version = data["schema_version"]
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ResultsError(
+            f"{source}: schema_version {version!r} is not supported by this cxrbench "
+            f"(reads up to {SCHEMA_VERSION}); upgrade cxrbench"
+        )
+    if not isinstance(data["records"], list):
+        raise ResultsError(f"{source}: 'records' must be a list")
+    for i, record in enumerate(data["records"]):
+        if not isinstance(record, dict):
+            raise ResultsError(f"{source}: record {i} is not an object")
+        missing = [key for key in REQUIRED_RECORD if key not in record]
+        if missing:
+            raise ResultsError(f"{source}: record {i} is missing field(s) {missing}")
+        if record["status"] not in RECORD_STATUSES:
+            raise ResultsError(
+                f"{source}: record {i} ({record['job_id']}) has status {record['status']!r}; "
+                f"expected one of {RECORD_STATUSES}"
+            )
+        if record["status"] == "ok" and "test" not in (record.get("metrics") or {}):
+            raise ResultsError(f"{source}: record {i} ({record['job_id']}) has no test metrics")
+
+
+def _stats(values: list[float]) -> dict[str, float | None]:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
+    arr = np.asarray(finite, dtype=float)
+    return {
+        "mean": float(arr.mean()),
+        "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+        "n": len(arr),
+    }
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per model: mean, std (ddof=1), min and max over its successful seeds."""
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_model.setdefault(record["model"], []).append(record)
+    summary: dict[str, Any] = {}
+    for model, recs in by_model.items():
+        ok = [r for r in recs if r["status"] == "ok"]
+        entry: dict[str, Any] = {"n_seeds": len(recs), "n_ok": len(ok)}
+        for split in ("val", "test"):
+            entry[split] = {
+                name: _stats([r["metrics"][split].get(name) for r in ok]) for name in METRICS
+            }
+        entry["timing"] = {
+            name: _stats([r.get("timing", {}).get(name) for r in ok]) for name in TIMING_DIRECTIONS
+        }
+        summary[model] = entry
+    return summary
+
+
+def leaderboard(results: dict[str, Any], split: str = "test") -> pd.DataFrame:
+    """One row per model: mean metrics over seeds and timings, best ROC AUC first."""
+    summary = results.get("summary") or summarize(results["records"])
+    rows = []
+    for model, entry in summary.items():
+        row: dict[str, Any] = {"model": model, "n_seeds": entry["n_seeds"], "n_ok": entry["n_ok"]}
+        for name in METRICS:
+            row[name] = entry[split][name]["mean"]
+            row[f"{name}_std"] = entry[split][name]["std"]
+        for name in TIMING_DIRECTIONS:
+            row[name] = entry["timing"][name]["mean"]
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    return frame.sort_values("roc_auc", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def load(path: str | Path) -> pd.DataFrame:
+    """The leaderboard of a results file as a pandas DataFrame (test split)."""
+    return leaderboard(read_results(path))

@@ -1,0 +1,173 @@
+"""Where pretrained weights come from, and which file exactly (its sha256 goes into results).
+
+A transfer plugin's ``weights`` parameter is one of:
+
+- ``"imagenet"``: the official Keras Applications ImageNet weights. For backbones listed in
+  :data:`IMAGENET_NO_TOP` a copy in ``$CXRBENCH_WEIGHTS_DIR`` is used when present (offline
+  machines); otherwise the file is downloaded once with ``keras.utils.get_file`` (verified
+  against its sha256 where known) into the Keras cache (``~/.keras/models``). Any other
+  ``keras.applications`` backbone is left to Keras to download (no file hash is recorded then).
+- a path to a local ``.h5`` / ``.weights.h5`` file (``~`` expanded);
+- a bare file name, looked up in ``$CXRBENCH_WEIGHTS_DIR``;
+- ``None`` (or ``"random"``): random initialisation.
+
+Weight variants are data (:class:`WeightsFile` rows), not code branches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+WEIGHTS_DIR_ENV = "CXRBENCH_WEIGHTS_DIR"
+_KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications"
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """One downloadable weights file: cache name, origin URL, sha256 (None: not verified)."""
+
+    fname: str
+    origin: str
+    file_hash: str | None = None
+    # Other names the same weights may have in $CXRBENCH_WEIGHTS_DIR (e.g. re-saved copies).
+    local_names: tuple[str, ...] = ()
+
+
+# Official Keras Applications ImageNet files without the classifier, trained at 224 px (used at
+# any input size: convolution weights do not depend on it). Keyed by (backbone, alpha).
+IMAGENET_NO_TOP: dict[tuple[str, float | None], WeightsFile] = {
+    ("MobileNetV2", 0.35): WeightsFile(
+        fname="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5",
+        origin=f"{_KERAS_APPS}/mobilenet_v2/"
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5",
+        local_names=("mobilenetv2_alpha035_imagenet_notop.weights.h5",),
+    ),
+    ("MobileNet", 0.25): WeightsFile(
+        fname="mobilenet_2_5_224_tf_no_top.h5",
+        origin=f"{_KERAS_APPS}/mobilenet/mobilenet_2_5_224_tf_no_top.h5",
+        file_hash="dbdb03ee2a22fd895301636cd328b234bb3a9952358f436d82f46b81e0d5b0bf",
+    ),
+}
+
+
+class WeightsError(ValueError):
+    """A weights specification that cannot be resolved to a file."""
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """What a ``weights`` parameter turned into.
+
+    ``source``: ``"random"``, ``"file"`` (a path given), ``"weights_dir"`` (found in
+    ``$CXRBENCH_WEIGHTS_DIR``), ``"download"`` (fetched or already in the Keras cache) or
+    ``"keras"`` (Keras Applications downloads it itself: ``path`` and ``sha256`` unknown).
+    """
+
+    spec: str | None
+    source: str
+    path: Path | None = None
+    sha256: str | None = None
+
+    @property
+    def keras_weights_arg(self) -> str | None:
+        """The ``weights=`` argument for a ``keras.applications`` constructor."""
+        return "imagenet" if self.source == "keras" else None
+
+    def info(self) -> dict[str, str | None]:
+        """JSON-serialisable record for ``fit_info_``."""
+        return {
+            "weights": self.spec, "weights_source": self.source,
+            "weights_file": None if self.path is None else self.path.name,
+            "weights_sha256": self.sha256,
+        }
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_dir() -> Path | None:
+    """``$CXRBENCH_WEIGHTS_DIR`` as a Path, or None when unset or empty."""
+    value = os.environ.get(WEIGHTS_DIR_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def download_weights(
+    known: WeightsFile, *, cache_dir: str | Path | None = None, origin: str | None = None
+) -> Path:
+    """Fetch ``known`` with ``keras.utils.get_file`` (cached; sha256-checked when known).
+
+    ``origin`` overrides the URL (mirrors, tests). Returns the cached file's path.
+    """
+    import keras
+
+    url = origin or known.origin
+    try:
+        path = keras.utils.get_file(
+            fname=known.fname, origin=url, file_hash=known.file_hash, cache_subdir="models",
+            cache_dir=None if cache_dir is None else str(cache_dir),
+        )
+    except Exception as err:  # urllib errors arrive re-raised as bare Exception
+        raise WeightsError(
+            f"could not download {known.fname} from {url}: {err}. Without network, copy the "
+            f"file into a folder and set {WEIGHTS_DIR_ENV} to it, or pass weights=PATH"
+        ) from err
+    return Path(path)
+
+
+def _find_in_dir(names: tuple[str, ...]) -> Path | None:
+    folder = weights_dir()
+    if folder is None:
+        return None
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def resolve_weights(
+    spec: str | os.PathLike[str] | None,
+    *,
+    backbone: str | None = None,
+    alpha: float | None = None,
+    cache_dir: str | Path | None = None,
+) -> ResolvedWeights:
+    """Turn a ``weights`` parameter into a file (and its sha256); see the module docstring."""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "none", "random")):
+        return ResolvedWeights(spec=None, source="random")
+    text = os.fspath(spec)
+    if text.lower() == "imagenet":
+        known = IMAGENET_NO_TOP.get((backbone or "", alpha))
+        if known is None:
+            return ResolvedWeights(spec="imagenet", source="keras")
+        local = _find_in_dir((known.fname, *known.local_names))
+        if local is not None:
+            return ResolvedWeights("imagenet", "weights_dir", local, sha256_file(local))
+        path = download_weights(known, cache_dir=cache_dir)
+        return ResolvedWeights("imagenet", "download", path, sha256_file(path))
+    path = Path(text).expanduser()
+    if len(path.parts) > 1 or path.is_absolute() or path.is_file():
+        if not path.is_file():
+            raise WeightsError(f"weights file {path} does not exist; pass an existing .h5 file")
+        return ResolvedWeights(text, "file", path.resolve(), sha256_file(path))
+    folder = weights_dir()
+    if folder is None:
+        raise WeightsError(
+            f"weights={text!r} is a bare file name, looked up in ${WEIGHTS_DIR_ENV}, which is "
+            f"not set: set {WEIGHTS_DIR_ENV}=FOLDER or pass a full path"
+        )
+    candidate = folder / text
+    if not candidate.is_file():
+        available = sorted(p.name for p in folder.glob("*.h5")) if folder.is_dir() else []
+        raise WeightsError(
+            f"no weights file {text!r} in {WEIGHTS_DIR_ENV}={folder}; "
+            f"available: {', '.join(available) or 'none'}"
+        )
+    return ResolvedWeights(text, "weights_dir", candidate, sha256_file(candidate))
