@@ -122,7 +122,8 @@ def build_jobs(config: RunConfig, dataset: Dataset, plan: SplitPlan, plan_path: 
         Job(
             model=spec.name,
             seed=seed,
-            data_path=str(dataset.root),
+            # The path as given (a manifest's root is its folder, not the CSV file itself).
+            data_path=str(Path(config.data_path).expanduser().absolute()),
             data_hash=dataset.data_hash,
             split_plan_path=str(plan_path),
             split_sha256=plan.sha256,
@@ -210,8 +211,9 @@ def run_benchmark(
             f"{results_path} already exists: pass --resume to continue it, "
             "--overwrite to replace it, or choose another --out"
         )
+    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     try:
-        dataset = load_dataset(config.data_path)
+        dataset = load_dataset(config.data_path, cache_dir=cache_dir)
     except DataError as err:
         raise RunError(str(err)) from err
     plan = make_split_plan(dataset.records, val_fraction=config.val_fraction,
@@ -219,7 +221,6 @@ def run_benchmark(
     _check_both_classes(dataset, plan)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan_path = plan.save(out_dir / SPLIT_FILE)
-    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     cache = ImageCache(cache_dir)
     shapes = set()
     for spec in config.models:

@@ -160,7 +160,7 @@ def load_job_data(job: Job) -> tuple[dict[str, ImageSet], dict[str, Any]]:
     from cxrbench.data import ImageCache, load_dataset
     from cxrbench.splits import SplitPlan
 
-    dataset = load_dataset(job.data_path)
+    dataset = load_dataset(job.data_path, cache_dir=job.cache_dir or None)
     if dataset.data_hash != job.data_hash:
         raise RuntimeError(
             f"data at {job.data_path} changed since the run started "

@@ -135,7 +135,7 @@ def _opacities(rng: np.random.Generator, size: int, lungs: list[np.ndarray]) -> 
     out = np.zeros((size, size))
     for side in sides:
         field = _smooth_noise(rng, size, int(rng.integers(5, 10)))
-        patches = np.clip(field - rng.uniform(-0.1, 0.5), 0, None)  # patchy, variable extent
-        density = rng.uniform(12, 55)
+        patches = np.clip(field - rng.uniform(-0.3, 0.3), 0, None)  # patchy, variable extent
+        density = rng.uniform(60, 140)
         out += density * patches * lungs[side]
     return out

@@ -250,7 +250,8 @@ def make_batches(
     labels = images.labels if with_labels else None
     return _batches_class()(
         images.images, labels, batch_size=batch_size, channels=channels, size=size,
-        preprocess=preprocess, augment=augment, shuffle=shuffle, seed=seed, class_weight=class_weight,
+        preprocess=preprocess, augment=augment, shuffle=shuffle, seed=seed,
+        class_weight=class_weight,
     )
 
 
@@ -444,8 +445,11 @@ class KerasPlugin(Plugin):
     def _preprocess(self) -> Preprocess:
         return scale_unit
 
-    def _build(self, input_shape: tuple[int, int, int]) -> Any:
-        """The compiled Keras model for ``input_shape`` (size, size, channels)."""
+    def _build(self, input_shape: tuple[int, int, int], steps_per_epoch: int) -> Any:
+        """The compiled Keras model for ``input_shape`` (size, size, channels).
+
+        ``steps_per_epoch`` (training batches per epoch) is there for learning-rate schedules.
+        """
         raise NotImplementedError
 
     def _train(self, model: Any, batches: Any, monitor: Any) -> None:
@@ -454,19 +458,20 @@ class KerasPlugin(Plugin):
     def _fit(self, train: ImageSet, val: ImageSet) -> None:
         set_seed(self.seed)
         size, channels = int(self.input_size), self.card.channels
-        with dtype_policy(self.mixed_precision):
-            model = self._build((size, size, channels))
         assert train.labels is not None
         weights = balanced_class_weight(train.labels) if self.class_weight == "balanced" else None
         common = dict(channels=channels, size=size, preprocess=self._preprocess())
         train_batches = make_batches(train, batch_size=int(self.batch_size), shuffle=True,
                                      seed=self.seed, class_weight=weights, **common)
         val_batches = make_batches(val, batch_size=self.predict_batch_size, **common)
+        with dtype_policy(self.mixed_precision):
+            model = self._build((size, size, channels), len(train_batches))
         monitor = make_monitor(val, val_batches, patience=int(self.patience),
                                label=f"{self.card.name} seed={self.seed}")
         self._train(model, train_batches, monitor)
         finish(model, monitor, self.fit_info_, restore_best=bool(self.restore_best))
-        self.fit_info_.update(image_size=size, channels=channels, class_weight=weights)
+        self.fit_info_.update(image_size=size, channels=channels, class_weight=weights,
+                              steps_per_epoch=len(train_batches))
         self.model_ = model
 
     def _predict(self, images: ImageSet) -> np.ndarray:
