@@ -10,31 +10,43 @@ Public API::
     make_synthetic_dataset(root, n_train=(60, 60), n_test=(20, 20), size=128, seed=0) -> Path
     patient_id_from_name(name) -> str;  default_cache_dir() -> Path
     DataError(ValueError), ImageDecodeError(DataError)
+
+Names are imported on first use (PEP 562), so decode worker processes, which import
+``cxrbench.data.cache``, do not pay for pandas.
 """
 
-from cxrbench.data.audit import audit_dataset, format_audit
-from cxrbench.data.cache import CachedImages, ImageCache, default_cache_dir
-from cxrbench.data.decode import DECODER_VERSION, ImageDecodeError, decode_image
-from cxrbench.data.patients import patient_id_from_name
-from cxrbench.data.readers import load_dataset
-from cxrbench.data.records import (
-    CLASS_NAMES,
-    RECORD_COLUMNS,
-    DataError,
-    Dataset,
-    compute_data_hash,
-)
-from cxrbench.data.synthetic import make_synthetic_dataset
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "audit_dataset": "audit",
+    "format_audit": "audit",
+    "CachedImages": "cache",
+    "ImageCache": "cache",
+    "default_cache_dir": "cache",
+    "DECODER_VERSION": "decode",
+    "ImageDecodeError": "decode",
+    "decode_image": "decode",
+    "patient_id_from_name": "patients",
+    "load_dataset": "readers",
+    "CLASS_NAMES": "records",
+    "RECORD_COLUMNS": "records",
+    "DataError": "records",
+    "Dataset": "records",
+    "compute_data_hash": "records",
+    "make_synthetic_dataset": "synthetic",
+}
 __all__ = [
     "CLASS_NAMES",
-    "DECODER_VERSION",
-    "RECORD_COLUMNS",
     "CachedImages",
+    "DECODER_VERSION",
     "DataError",
     "Dataset",
     "ImageCache",
     "ImageDecodeError",
+    "RECORD_COLUMNS",
     "audit_dataset",
     "compute_data_hash",
     "decode_image",
@@ -44,3 +56,30 @@ __all__ = [
     "make_synthetic_dataset",
     "patient_id_from_name",
 ]
+
+if TYPE_CHECKING:
+    from cxrbench.data.audit import audit_dataset, format_audit
+    from cxrbench.data.cache import CachedImages, ImageCache, default_cache_dir
+    from cxrbench.data.decode import DECODER_VERSION, ImageDecodeError, decode_image
+    from cxrbench.data.patients import patient_id_from_name
+    from cxrbench.data.readers import load_dataset
+    from cxrbench.data.records import (
+        CLASS_NAMES,
+        RECORD_COLUMNS,
+        DataError,
+        Dataset,
+        compute_data_hash,
+    )
+    from cxrbench.data.synthetic import make_synthetic_dataset
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'cxrbench.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"cxrbench.data.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -22,19 +22,23 @@ import json
 import math
 import multiprocessing
 import os
+import sys
+import threading
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from cxrbench.data.decode import DECODER_VERSION, ImageDecodeError, decode_image
 from cxrbench.data.records import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _INLINE_MAX = 8  # fewer misses than this are decoded in-process: a pool would cost more
 
@@ -137,10 +141,22 @@ def hash_files(paths: Sequence[str], *, key: str, cache_dir: str | Path | None =
 
 
 # ---------------------------------------------------------------- parallel map over chunks
+_THREADED_LIBRARIES = ("tensorflow", "torch", "jax", "keras")
+
+
 def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork is unsafe once TensorFlow (threads) is imported; forkserver forks workers from a
-    # small clean server that has the decoder preloaded.
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    """fork when it is safe (fastest, and scripts need no ``__main__`` guard), else forkserver.
+
+    Forking a process that runs library threads (TensorFlow, PyTorch, JAX) can deadlock the
+    child, so once one of those is imported or any extra thread runs, workers are forked from a
+    small clean server with the decoder preloaded instead; like any spawn-style pool, that needs
+    the calling script to guard its entry point with ``if __name__ == "__main__":``.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    threaded = threading.active_count() > 1 or any(m in sys.modules for m in _THREADED_LIBRARIES)
+    if "fork" in methods and not threaded:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["cxrbench.data.cache"])
         return ctx
@@ -212,7 +228,8 @@ def _decode_chunk(items: list[tuple[int, str]], shard: str, size: int, channels:
             out[row] = decode_image(path, size, channels)
         except ImageDecodeError as exc:
             failures.append((row, exc.reason))
-    out.flush()
+    # No flush (msync): the pages are shared through the page cache, and forcing them to disk
+    # per chunk made decoding wait on I/O; a cache needs no durability across power loss.
     del out
     return failures
 
@@ -364,7 +381,6 @@ def _reorder(tmp: Path, order: list[int], shape: tuple[int, int, int]) -> Path:
                                         shape=(len(order), *shape))
         for start in range(0, len(order), 1024):
             dst[start:start + 1024] = src[order[start:start + 1024]]
-        dst.flush()
         del src, dst
     tmp.unlink(missing_ok=True)
     return new

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where tables are built: decode workers stay light
+    import pandas as pd
 
 RECORD_COLUMNS: tuple[str, ...] = (
     "record_id",  # posix path relative to the data set root, unique
@@ -29,7 +31,7 @@ class DataError(ValueError):
     """A data set cannot be used as given; the message says what to do about it."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq would compare DataFrames elementwise
 class Dataset:
     """A loaded data set: where it is, how it was laid out, and its records table."""
 
@@ -96,6 +98,8 @@ def compute_data_hash(records: pd.DataFrame) -> str:
 
 def make_records_table(rows: list[dict[str, object]]) -> pd.DataFrame:
     """The records table from row dicts, sorted by record_id, with the canonical dtypes."""
+    import pandas as pd
+
     df = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
     df = df.sort_values("record_id", kind="stable").reset_index(drop=True)
     df["label"] = df["label"].astype("int64")

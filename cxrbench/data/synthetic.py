@@ -3,8 +3,10 @@
 Each image: dark background, a soft-tissue torso, two lung fields brighter than the background
 and crossed by ribs, a bright mediastinum and spine, vessel-like texture and noise. Pneumonia
 images add diffuse patchy opacities to one or both lungs, of varying extent and density (some
-faint), so the classes are learnable but not trivially: HOG + SVM reaches a ROC AUC around 0.9,
-not 1.0. Patients (anatomy, exposure) vary; a patient's two images share their anatomy.
+faint), so the classes are learnable but not trivially: HOG + SVM (64 px) reaches a test ROC AUC
+of 0.75-0.94 on the default set depending on the seed, about 0.9-0.95 with 100 + 100 training
+images per class; never 1.0. Patients (anatomy, exposure) vary; a patient's two images share
+their anatomy.
 
 Written in the Kaggle layout with Kaggle-style file names (``IM-0007-0001.jpeg``,
 ``NORMAL2-IM-0012-0001.jpeg``, ``person3_bacteria_11.jpeg``, ``person4_virus_12.jpeg``) and a
@@ -95,7 +97,7 @@ def _anatomy(rng: np.random.Generator) -> dict[str, float]:
         "body_w": rng.uniform(0.78, 0.95), "lung_w": rng.uniform(0.22, 0.3),
         "lung_h": rng.uniform(0.48, 0.62), "lung_gap": rng.uniform(0.34, 0.42),
         "tissue": rng.uniform(95, 125), "lung": rng.uniform(55, 80),
-        "rib_freq": rng.uniform(9, 12), "gain": rng.uniform(0.85, 1.15),
+        "rib_freq": rng.uniform(9, 12), "gain": rng.uniform(0.9, 1.1),
     }
 
 
@@ -122,7 +124,7 @@ def _render(rng: np.random.Generator, g: _Grid, a: dict[str, float], label: int)
     ribs = np.sin(a["rib_freq"] * (y + 0.35 * x**2) * np.pi / 2) > 0.55
     img += 22 * ribs * (lung > 0.05) * (0.6 + 0.4 * np.abs(x))
     img += 70 * np.exp(-((x / 0.11) ** 2)) * (y > -0.75)  # mediastinum and spine
-    img += 10 * _smooth_noise(rng, g.size, 24) * lung  # vessels / normal lung texture
+    img += 8 * _smooth_noise(rng, g.size, 24) * lung  # vessels / normal lung texture
     if label:
         img += _opacities(rng, g.size, lungs)
     img = img * a["gain"] + rng.normal(0, 5, img.shape)
@@ -135,7 +137,7 @@ def _opacities(rng: np.random.Generator, size: int, lungs: list[np.ndarray]) -> 
     out = np.zeros((size, size))
     for side in sides:
         field = _smooth_noise(rng, size, int(rng.integers(5, 10)))
-        patches = np.clip(field - rng.uniform(-0.3, 0.3), 0, None)  # patchy, variable extent
-        density = rng.uniform(60, 140)
+        patches = np.clip(field - rng.uniform(-0.4, 0.2), 0, None)  # patchy, variable extent
+        density = rng.uniform(90, 170)
         out += density * patches * lungs[side]
     return out
