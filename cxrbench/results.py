@@ -3,7 +3,9 @@
 Layout (``schema_version`` 1): ``tool``, ``run``, ``provenance``, ``split``, ``evaluation``
 (ids, labels and patient groups of the val and test images every record was scored on),
 ``records`` (one per plugin x params x seed, written as each finishes), ``summary`` (per model:
-mean, std, min and max over seeds). The README documents every field.
+mean, std, min and max over seeds), ``statistics`` (bootstrap intervals, DeLong and McNemar
+comparisons with the best model, calibration: see ``cxrbench.stats``). The README documents
+every field.
 """
 
 from __future__ import annotations
@@ -75,7 +77,10 @@ def dumps(results: dict[str, Any]) -> str:
 
 
 def write_results(path: str | Path, results: dict[str, Any]) -> Path:
+    from cxrbench.stats import compute_statistics  # scipy: imported only when writing
+
     results["summary"] = summarize(results.get("records", []))
+    results["statistics"] = compute_statistics(results)
     return atomic_write_text(Path(path), dumps(results))
 
 
@@ -159,16 +164,48 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def leaderboard(results: dict[str, Any], split: str = "test") -> pd.DataFrame:
-    """One row per model: mean metrics over seeds and timings, best ROC AUC first."""
+    """One row per model, best test ROC AUC first.
+
+    Columns: ``model``, ``family``, ``n_seeds``, ``n_ok``; per metric the mean over seeds,
+    ``<metric>_std`` (over seeds) and, on the test split, ``<metric>_low`` / ``<metric>_high``
+    (95 % patient-bootstrap interval of the seed mean); the timings; ``n_params``; ``best``,
+    ``delong_p``, ``delong_p_holm``, ``mcnemar_p``, ``mcnemar_p_holm`` and ``not_worse`` (not
+    significantly worse than the best on ROC AUC) from ``statistics``.
+    """
     summary = results.get("summary") or summarize(results["records"])
+    statistics = results.get("statistics")
+    if statistics is None and split == "test":
+        from cxrbench.stats import compute_statistics
+
+        statistics = compute_statistics(results)
+    statistics = statistics or {}
     rows = []
     for model, entry in summary.items():
-        row: dict[str, Any] = {"model": model, "n_seeds": entry["n_seeds"], "n_ok": entry["n_ok"]}
+        ok = [r for r in results["records"] if r["model"] == model and r["status"] == "ok"]
+        any_record = next((r for r in results["records"] if r["model"] == model), {})
+        row: dict[str, Any] = {"model": model, "family": any_record.get("family"),
+                               "n_seeds": entry["n_seeds"], "n_ok": entry["n_ok"]}
+        intervals = (statistics.get("models", {}).get(model, {}).get("test", {})
+                     if split == "test" else {})
         for name in METRICS:
-            row[name] = entry[split][name]["mean"]
-            row[f"{name}_std"] = entry[split][name]["std"]
+            stats = entry[split].get(name) or {}
+            interval = intervals.get(name) or {}
+            mean = stats.get("mean")
+            row[name] = mean if mean is not None else interval.get("estimate")
+            row[f"{name}_std"] = stats.get("std")
+            if split == "test":
+                row[f"{name}_low"] = interval.get("low")
+                row[f"{name}_high"] = interval.get("high")
         for name in TIMING_DIRECTIONS:
             row[name] = entry["timing"][name]["mean"]
+        params = [r["n_params"] for r in ok if r.get("n_params") is not None]
+        row["n_params"] = int(np.mean(params)) if params else None
+        comparison = statistics.get("comparisons", {}).get(model, {})
+        row["best"] = statistics.get("best_model") == model
+        for test in ("delong", "mcnemar"):
+            row[f"{test}_p"] = comparison.get(test, {}).get("p")
+            row[f"{test}_p_holm"] = comparison.get(test, {}).get("p_holm")
+        row["not_worse"] = bool(row["best"] or comparison.get("not_worse", False))
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:

@@ -26,7 +26,10 @@ def test_auc_undefined_on_one_class_is_nan():
 
 
 def test_directions_declared_once():
-    assert all(higher_is_better(name) for name in METRICS)
+    lower = {name for name, m in METRICS.items() if not m.higher_is_better}
+    assert lower == {"brier", "ece"}
+    assert all(higher_is_better(name) for name in METRICS if name not in lower)
+    assert not higher_is_better("brier") and not higher_is_better("ece")
     assert not higher_is_better("fit_s")
     with pytest.raises(KeyError):
         higher_is_better("bogus")

@@ -1,0 +1,25 @@
+"""Uncertainty and comparisons: patient bootstrap, DeLong, McNemar, Holm, calibration.
+
+``compute_statistics(results)`` fills the ``statistics`` section of a results file; the
+building blocks are public for notebooks and tests.
+"""
+
+from cxrbench.stats.bootstrap import patient_weights, percentile_interval
+from cxrbench.stats.calibration import reliability_bins
+from cxrbench.stats.compute import compute_statistics
+from cxrbench.stats.delong import DeLongComponents, delong_components, delong_test
+from cxrbench.stats.paired import holm, mcnemar
+from cxrbench.stats.weighted import resample_metrics
+
+__all__ = [
+    "DeLongComponents",
+    "compute_statistics",
+    "delong_components",
+    "delong_test",
+    "holm",
+    "mcnemar",
+    "patient_weights",
+    "percentile_interval",
+    "reliability_bins",
+    "resample_metrics",
+]
