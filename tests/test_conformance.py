@@ -1,0 +1,155 @@
+"""Every registered plugin passes the conformance kit; broken plugins are caught.
+
+Parametrized over the registry itself: a new plugin (built in, or an installed entry point) is
+checked without writing a test. Deep plugins are checked on 32 px images and marked slow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cxrbench.plugin import ImageSet, ModelCard, Plugin
+from cxrbench.registry import list_models
+from cxrbench.testing import check_plugin, parametrize_with_checks
+
+SMALL_INPUT = 32
+
+
+def is_deep(plugin: Plugin) -> bool:
+    return plugin.card.family in ("cnn", "transfer") or plugin.card.framework == "keras"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _isolated_cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CXRBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
+@parametrize_with_checks(
+    list_models(),
+    input_size=lambda p: SMALL_INPUT if is_deep(p) else None,
+    marks=lambda p: [pytest.mark.slow] if is_deep(p) else [],
+)
+def test_registered_plugin_conforms(plugin, check):
+    check(plugin)
+
+
+# ------------------------------------------------------------------ deliberately broken plugins
+CARD = dict(family="baseline", framework="numpy", description="broken on purpose (tests)",
+            input_size=16, channels=1, requires=("numpy",), reference="tests")
+
+
+class _Brightness(Plugin):
+    """A working plugin: mean brightness through a fixed logistic curve, centred on train."""
+
+    card = ModelCard(name="ok_brightness", **CARD)
+
+    def __init__(self, *, seed: int = 0) -> None:
+        super().__init__(seed=seed)
+
+    def _fit(self, train: ImageSet, val: ImageSet) -> None:
+        self.centre_ = float(np.mean(train.images))
+        self.fit_info_ = {"centre": self.centre_}
+
+    def _predict(self, images: ImageSet) -> np.ndarray:
+        means = np.asarray(images.images, dtype=np.float64).mean(axis=(1, 2, 3))
+        return 1.0 / (1.0 + np.exp(-(means - self.centre_) / 5.0))
+
+
+class NaNOutput(_Brightness):
+    card = ModelCard(name="broken_nan", **CARD)
+
+    def _predict(self, images: ImageSet) -> np.ndarray:
+        p = super()._predict(images)
+        p[0] = np.nan
+        return p
+
+
+class WrongShape(_Brightness):
+    card = ModelCard(name="broken_shape", **CARD)
+
+    def _predict(self, images: ImageSet) -> np.ndarray:
+        p = super()._predict(images)
+        return np.stack([1 - p, p], axis=1)  # both columns, like sklearn's predict_proba
+
+
+class IgnoresSeed(_Brightness):
+    card = ModelCard(name="broken_seed", **CARD)
+
+    def _predict(self, images: ImageSet) -> np.ndarray:
+        noise = np.random.default_rng().uniform(-0.01, 0.01, len(images))  # unseeded
+        return np.clip(super()._predict(images) + noise, 0, 1)
+
+
+class Scores(_Brightness):
+    card = ModelCard(name="broken_scores", **CARD)
+
+    def _predict(self, images: ImageSet) -> np.ndarray:
+        return super()._predict(images) * 10 - 5  # decision values, not probabilities
+
+
+class WorkInInit(_Brightness):
+    card = ModelCard(name="broken_init", **CARD)
+
+    def __init__(self, *, scale: float = 1.0, seed: int = 0) -> None:
+        super().__init__(seed=seed)
+        self.scale = float(scale) * 2
+        self.weights = np.zeros(3)
+
+
+class NoReference(_Brightness):
+    card = ModelCard(name="broken_card", **{**CARD, "reference": "", "framework": ""})
+
+
+class Unpicklable(_Brightness):
+    card = ModelCard(name="broken_pickle", **CARD)
+
+    def _fit(self, train: ImageSet, val: ImageSet) -> None:
+        super()._fit(train, val)
+        self.transform_ = lambda x: x  # lambdas cannot be pickled
+
+
+def result_of(plugin_cls: type[Plugin], check: str):
+    (result,) = check_plugin(plugin_cls, checks=[check])
+    return result
+
+
+def test_a_working_plugin_passes_every_check():
+    results = check_plugin(_Brightness)
+    assert [r.status for r in results] == ["PASS"] * len(results), results
+
+
+@pytest.mark.parametrize("plugin_cls, check, message", [
+    (NaNOutput, "check_predict_proba", "non-finite values (NaN or inf)"),
+    (WrongShape, "check_predict_proba", "one probability of pneumonia per image"),
+    (IgnoresSeed, "check_same_seed_same_output", "two fits with seed=0 gave different"),
+    (Scores, "check_predict_proba", "outside [0, 1]"),
+    (WorkInInit, "check_init_stores_params", "sets attributes ['weights']"),
+    (NoReference, "check_card_complete", "framework is empty; reference is empty"),
+    (Unpicklable, "check_pickle_round_trip", "cannot be pickled"),
+], ids=lambda v: v.__name__ if isinstance(v, type) else None)
+def test_broken_plugins_fail_the_matching_check_with_a_clear_message(plugin_cls, check, message):
+    result = result_of(plugin_cls, check)
+    assert result.status == "FAIL"
+    assert message in result.message
+    assert result.message.startswith(plugin_cls.card.name)
+
+
+@pytest.mark.parametrize("plugin_cls, failing", [
+    (NaNOutput, {"check_predict_proba"}),
+    (WrongShape, {"check_predict_proba"}),
+    (IgnoresSeed, {"check_same_seed_same_output"}),
+    (Unpicklable, {"check_pickle_round_trip"}),
+])
+def test_broken_plugins_fail_only_where_they_are_broken(plugin_cls, failing):
+    results = {r.check: r.status for r in check_plugin(plugin_cls)}
+    assert {c for c, s in results.items() if s == "FAIL"} == failing
+
+
+def test_wrong_shape_message_says_what_was_returned():
+    result = result_of(WrongShape, "check_predict_proba")
+    assert "shape (24,) for 12 images" in result.message
+    assert "take column 1" in result.message
