@@ -38,7 +38,9 @@ class CNNSeed(KerasPlugin):
     def __init__(
         self, *, epochs: int = 10, batch_size: int = 32, input_size: int = 128,
         learning_rate: float = 0.01, patience: int = 0, restore_best: bool = False,
-        class_weight: str | None = None, mixed_precision: bool = False, seed: int = 0,
+        class_weight: str | None = None, mixed_precision: bool = False,
+        jit_compile: bool | str = "auto", run_eagerly: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(seed=seed)
         self.epochs = epochs
@@ -49,6 +51,8 @@ class CNNSeed(KerasPlugin):
         self.restore_best = restore_best
         self.class_weight = class_weight
         self.mixed_precision = mixed_precision
+        self.jit_compile = jit_compile
+        self.run_eagerly = run_eagerly
 
     def _build(self, input_shape: tuple[int, int, int], steps_per_epoch: int) -> Any:
         import keras
@@ -62,8 +66,7 @@ class CNNSeed(KerasPlugin):
         x = layers.Flatten()(x)
         outputs = layers.Dense(1, activation="sigmoid", dtype="float32")(x)
         model = keras.Model(inputs, outputs, name="cnn_seed")
-        model.compile(optimizer=keras.optimizers.SGD(self.learning_rate),
-                      loss="binary_crossentropy")
+        self._compile(model, keras.optimizers.SGD(self.learning_rate))
         return model
 
 
@@ -94,7 +97,8 @@ class CNNStrong(KerasPlugin):
         learning_rate: float = 2e-3, weight_decay: float = 1e-4, width: int = 24,
         dropout: float = 0.3, augment: bool = True, patience: int = 5,
         restore_best: bool = True, class_weight: str | None = "balanced",
-        mixed_precision: bool = False, seed: int = 0,
+        mixed_precision: bool = False, jit_compile: bool | str = "auto", run_eagerly: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(seed=seed)
         self.epochs = epochs
@@ -109,6 +113,8 @@ class CNNStrong(KerasPlugin):
         self.restore_best = restore_best
         self.class_weight = class_weight
         self.mixed_precision = mixed_precision
+        self.jit_compile = jit_compile
+        self.run_eagerly = run_eagerly
 
     def _build(self, input_shape: tuple[int, int, int], steps_per_epoch: int) -> Any:
         import keras
@@ -136,7 +142,7 @@ class CNNStrong(KerasPlugin):
         x = layers.Dropout(self.dropout, seed=self.seed)(x)
         outputs = layers.Dense(1, activation="sigmoid", dtype="float32")(x)
         model = keras.Model(inputs, outputs, name="cnn_strong")
-        model.compile(optimizer=self._optimizer(steps_per_epoch), loss="binary_crossentropy")
+        self._compile(model, self._optimizer(steps_per_epoch))
         return model
 
     def _optimizer(self, steps_per_epoch: int) -> Any:

@@ -8,10 +8,15 @@ module) must not import TensorFlow, so that ``cxrbench models`` stays fast.
 - :func:`make_batches` streams ``(x, y, sample_weight)`` batches from the uint8 (often
   memory-mapped) image array of an :class:`~cxrbench.plugin.ImageSet`, converting one batch at a
   time: the data set is never copied to float32 as a whole.
-- :func:`train` runs ``model.fit`` with a :class:`ValAUCMonitor` that computes validation ROC AUC
-  after every epoch, prints one progress line to stderr, stops early on it and restores the
-  best weights; the per-epoch history goes into ``fit_info_["history"]``.
+- :func:`make_monitor` builds a ``ValAUCMonitor`` callback: validation ROC AUC after every
+  epoch (sklearn), one progress line on stderr (epoch, loss, val AUC, lr, seconds), early
+  stopping on it and a copy of the best weights; :func:`train_phase` runs ``model.fit`` with
+  it (once per training phase) and :func:`finish` restores the best weights and writes the
+  per-epoch history, best epoch, parameter count, backend and device into ``fit_info_``.
 - :func:`predict` streams an ImageSet through a fitted model.
+- :class:`KerasPlugin` ties these together: a deep plugin only builds its model.
+- :func:`backend_info` (``{"backend", "device"}``), :func:`set_seed`, :func:`dtype_policy`
+  (mixed precision) and :func:`chest_augmentation` (augmentation layers, no flips).
 """
 
 from __future__ import annotations
@@ -280,9 +285,10 @@ def _monitor_class() -> type:
     class ValAUCMonitor(keras.callbacks.Callback):
         """Validation ROC AUC each epoch -> history, a progress line, early stopping.
 
-        Keeps a copy of the best weights (highest AUC; ties keep the earlier epoch) and puts
-        them back when training ends. One monitor can span several ``fit`` calls (phases, such
-        as head-only then fine-tuning): the best epoch over all phases wins.
+        Keeps a copy of the best weights (highest AUC; ties keep the earlier epoch);
+        :meth:`restore_best` puts them back (:func:`finish` calls it). One monitor can span
+        several ``fit`` calls (phases, such as head-only then fine-tuning): the best epoch over
+        all phases wins.
         """
 
         def __init__(
@@ -436,8 +442,10 @@ class KerasPlugin(Plugin):
     Subclasses store (at least) these hyperparameters in ``__init__``: ``epochs``,
     ``batch_size``, ``input_size``, ``learning_rate``, ``patience`` (epochs without a better
     validation AUC before stopping; 0 = never stop early), ``restore_best``, ``class_weight``
-    (``"balanced"`` or None) and ``mixed_precision``; then implement :meth:`_build` and, for
-    several training phases, :meth:`_train`.
+    (``"balanced"`` or None), ``mixed_precision``, ``jit_compile`` and ``run_eagerly`` (passed
+    to ``model.compile``: ``"auto"`` lets Keras use XLA where it can; ``run_eagerly=True`` skips
+    graph tracing, which dominates on tiny inputs such as the tests'); then implement
+    :meth:`_build` and, for several training phases, :meth:`_train`.
     """
 
     predict_batch_size: int = 64
@@ -451,6 +459,12 @@ class KerasPlugin(Plugin):
         ``steps_per_epoch`` (training batches per epoch) is there for learning-rate schedules.
         """
         raise NotImplementedError
+
+    def _compile(self, model: Any, optimizer: Any) -> None:
+        """Compile for binary cross-entropy with this plugin's execution settings."""
+        eager = bool(self.run_eagerly)
+        model.compile(optimizer=optimizer, loss="binary_crossentropy", run_eagerly=eager,
+                      jit_compile=False if eager else self.jit_compile)
 
     def _train(self, model: Any, batches: Any, monitor: Any) -> None:
         train_phase(model, batches, monitor, epochs=int(self.epochs))

@@ -33,7 +33,8 @@ class MLPBaseline(KerasPlugin):
         self, *, epochs: int = 10, batch_size: int = 32, input_size: int = 128,
         learning_rate: float = 1e-3, hidden: tuple[int, ...] = (64, 32), patience: int = 0,
         restore_best: bool = False, class_weight: str | None = None,
-        mixed_precision: bool = False, seed: int = 0,
+        mixed_precision: bool = False, jit_compile: bool | str = "auto", run_eagerly: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(seed=seed)
         self.epochs = epochs
@@ -45,6 +46,8 @@ class MLPBaseline(KerasPlugin):
         self.restore_best = restore_best
         self.class_weight = class_weight
         self.mixed_precision = mixed_precision
+        self.jit_compile = jit_compile
+        self.run_eagerly = run_eagerly
 
     def _build(self, input_shape: tuple[int, int, int], steps_per_epoch: int) -> Any:
         import keras
@@ -56,6 +59,5 @@ class MLPBaseline(KerasPlugin):
             x = layers.Dense(int(units), activation="relu")(x)
         outputs = layers.Dense(1, activation="sigmoid", dtype="float32")(x)
         model = keras.Model(inputs, outputs, name="mlp_baseline")
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
-                      loss="binary_crossentropy")
+        self._compile(model, keras.optimizers.Adam(self.learning_rate))
         return model

@@ -55,10 +55,14 @@ def application(name: str) -> tuple[Callable[..., Any], Callable[[np.ndarray], n
             f"unknown backbone {name!r}.{hint} Use a keras.applications class name: "
             f"{', '.join(known)}"
         )
-    for module_name in dir(apps):
-        module = getattr(apps, module_name)
-        if (module_name[:1].islower() and getattr(module, name, None) is constructor
-                and hasattr(module, "preprocess_input")):
+    # The public module named like the defining one (keras.src.applications.mobilenet_v3 ->
+    # keras.applications.mobilenet_v3), else any public module exporting the constructor.
+    home = getattr(apps, getattr(constructor, "__module__", "").rsplit(".", 1)[-1], None)
+    candidates = [home] + [getattr(apps, n) for n in dir(apps) if n[:1].islower()]
+    for module in candidates:
+        if module is None or not hasattr(module, "preprocess_input"):
+            continue
+        if module is home or getattr(module, name, None) is constructor:
             return constructor, module.preprocess_input
     raise PluginError(f"keras.applications has no preprocess_input for backbone {name!r}")
 
@@ -88,7 +92,8 @@ class Transfer(KerasPlugin):
         fine_tune_learning_rate: float = 3e-4, fine_tune_layers: int | None = None,
         dropout: float = 0.2, augment: bool = True, patience: int = 3,
         restore_best: bool = True, class_weight: str | None = "balanced",
-        mixed_precision: bool = False, seed: int = 0,
+        mixed_precision: bool = False, jit_compile: bool | str = "auto", run_eagerly: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(seed=seed)
         self.backbone = backbone
@@ -107,6 +112,8 @@ class Transfer(KerasPlugin):
         self.restore_best = restore_best
         self.class_weight = class_weight
         self.mixed_precision = mixed_precision
+        self.jit_compile = jit_compile
+        self.run_eagerly = run_eagerly
 
     def _preprocess(self) -> Preprocess:
         _, preprocess_input = application(self.backbone)
@@ -129,7 +136,16 @@ class Transfer(KerasPlugin):
                 raise PluginError(f"backbone {self.backbone} has no alpha (width) parameter; "
                                   "pass alpha=None")
             kwargs["alpha"] = self.alpha
-        base = constructor(**kwargs)
+        try:
+            base = constructor(**kwargs)
+        except Exception as err:  # e.g. no network for Keras' own ImageNet download
+            if resolved.source != "keras":
+                raise
+            raise PluginError(
+                f"could not get ImageNet weights for {self.backbone} from Keras ({err}); "
+                "without network pass weights=PATH to a no-top .h5 file (or a file name in "
+                "$CXRBENCH_WEIGHTS_DIR), or weights=None for random initialisation"
+            ) from err
         if resolved.path is not None:
             try:
                 base.load_weights(str(resolved.path))
@@ -166,8 +182,7 @@ class Transfer(KerasPlugin):
         base = self._backbone(model)
         if self.head_epochs:
             base.trainable = False
-            model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
-                          loss="binary_crossentropy")
+            self._compile(model, keras.optimizers.Adam(self.learning_rate))
             train_phase(model, batches, monitor, epochs=int(self.head_epochs), phase="head")
         if self.epochs:
             base.trainable = True
@@ -182,8 +197,7 @@ class Transfer(KerasPlugin):
             steps = max(1, len(batches) * int(self.epochs))
             schedule = keras.optimizers.schedules.CosineDecay(
                 self.fine_tune_learning_rate, decay_steps=steps, alpha=0.05)
-            model.compile(optimizer=keras.optimizers.Adam(schedule),
-                          loss="binary_crossentropy")
+            self._compile(model, keras.optimizers.Adam(schedule))
             train_phase(model, batches, monitor, epochs=int(self.epochs), phase="fine-tune")
         self.fit_info_["trainable_params_fine_tune"] = int(
             sum(np.prod(v.shape) for v in model.trainable_weights))
