@@ -1,0 +1,486 @@
+"""Regression checks: a candidate results file against a baseline, direction-aware per metric.
+
+A metric regresses when it is worse than the baseline (in its own direction, from
+``cxrbench.metrics.higher_is_better``) by more than its tolerance AND by more than the noise.
+The noise of a score is the half-width of the 95 % paired patient-bootstrap interval of the
+difference (both files hold test predictions on the same images), else of the candidate's own
+interval in ``results["statistics"]``; with two or more seeds on each side, 1.96 standard
+errors of the difference of the seed means are added (in quadrature). Timings use the seed
+spread only. A model whose jobs succeeded in the baseline and fail in the candidate regresses
+too. Runs on different data, split plans or threshold rules are refused (exit 2); a different
+machine or backend is a warning.
+
+    comparison = compare_files("results/baseline.json", "out/results.json")
+    print(to_markdown(comparison)); sys.exit(comparison.exit_code)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cxrbench.metrics import METRICS, TIMING_DIRECTIONS, higher_is_better
+from cxrbench.results import read_results
+
+EXIT_OK, EXIT_REGRESSION, EXIT_INCOMPARABLE = 0, 1, 2
+MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_count", "backend", "device")
+Z95 = 1.959964
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How much worse a metric may get: max(floor, absolute, relative x |baseline|)."""
+
+    absolute: float = 0.0
+    relative: float = 0.0
+    floor: float = 0.0  # timings: jitter below this is never a regression
+    gated: bool = True  # False: reported, never a failure
+
+    def allowance(self, baseline: float) -> float:
+        return max(self.floor, self.absolute, self.relative * abs(baseline))
+
+    def describe(self) -> str:
+        if not self.gated:
+            return "off"
+        parts = [f"{self.absolute:g}"] if self.absolute else []
+        parts += [f"{100 * self.relative:g}%"] if self.relative else []
+        text = " or ".join(parts) or "0"
+        return f"{text} (min {self.floor:g})" if self.floor else text
+
+
+# Scores: absolute, by metric group (cxrbench.metrics.Metric.group). AUCs are threshold-free and
+# steadiest; threshold metrics move with the threshold chosen on validation (recall and
+# specificity against each other); operating points are read off a step-wise ROC curve.
+GROUP_TOLERANCES: dict[str, Tolerance] = {
+    "ranking": Tolerance(absolute=0.01),
+    "threshold": Tolerance(absolute=0.02),
+    "calibration": Tolerance(absolute=0.01),
+    "operating_point": Tolerance(absolute=0.05),
+}
+METRIC_TOLERANCES: dict[str, Tolerance] = {
+    "precision": Tolerance(absolute=0.03),
+    "recall": Tolerance(absolute=0.03),
+    "specificity": Tolerance(absolute=0.03),
+    "ece": Tolerance(absolute=0.02),
+    # Timings: relative to the baseline, with a floor that absorbs the jitter of a shared
+    # machine (measured on the 2-core dev box: benchmarks/README.md, "Noise").
+    "fit_s": Tolerance(relative=0.5, floor=2.0),
+    "predict_s": Tolerance(relative=0.5, floor=0.5),
+    "predict_ms_per_image": Tolerance(relative=0.5, floor=0.5),
+    "peak_rss_mb": Tolerance(relative=0.25, floor=100.0),
+}
+
+
+def default_tolerances() -> dict[str, Tolerance]:
+    """The tolerance of every compared quantity: each metric in METRICS, then the timings."""
+    out = {name: METRIC_TOLERANCES.get(name) or GROUP_TOLERANCES.get(
+        getattr(metric, "group", "threshold"), Tolerance(absolute=0.02))
+        for name, metric in METRICS.items()}
+    out.update({name: METRIC_TOLERANCES[name] for name in TIMING_DIRECTIONS})
+    return out
+
+
+class CompareError(ValueError):
+    """A bad --fail-on specification or comparison option."""
+
+
+def parse_fail_on(items: Iterable[str]) -> dict[str, Tolerance]:
+    """``["roc_auc:0.02", "fit_s:50%", "peak_rss_mb:off"]`` -> overrides of the defaults.
+
+    A plain number is absolute (the metric's units) and replaces the whole default; ``N%`` is
+    relative to the baseline and keeps the metric's noise floor; ``off`` reports only.
+    """
+    overrides: dict[str, Tolerance] = {}
+    for item in items:
+        metric, sep, text = item.partition(":")
+        metric, text = metric.strip(), text.strip().lstrip("+")
+        if not sep or not text:
+            raise CompareError(f"--fail-on {item!r} must look like METRIC:TOLERANCE, "
+                               "e.g. roc_auc:0.02 or fit_s:50%")
+        defaults = default_tolerances()
+        if metric not in defaults:
+            raise CompareError(f"--fail-on {item!r}: unknown metric {metric!r}; "
+                               f"known: {', '.join(defaults)}")
+        default = defaults[metric]
+        if text.lower() in ("off", "none"):
+            overrides[metric] = replace(default, gated=False)
+            continue
+        try:
+            value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            raise CompareError(f"--fail-on {item!r}: {text!r} is not a number, N% or 'off'"
+                               ) from None
+        if not math.isfinite(value) or value < 0:
+            raise CompareError(f"--fail-on {item!r}: the tolerance must be >= 0")
+        overrides[metric] = (Tolerance(relative=value, floor=default.floor) if text.endswith("%")
+                             else Tolerance(absolute=value))
+    return overrides
+
+
+@dataclass
+class MetricDelta:
+    metric: str
+    baseline: float | None
+    candidate: float | None
+    worse_by: float | None  # > 0: worse in the metric's direction
+    allowed: float
+    noise: float
+    noise_source: str  # "paired bootstrap", "candidate's bootstrap CI", "seed std", "none"
+    status: str  # regression | within noise | within tolerance | better | same | undefined | off
+
+
+@dataclass
+class ModelComparison:
+    model: str
+    status: str  # compared | added | removed | failed | fixed | failed in both
+    seeds: list[int] = field(default_factory=list)
+    deltas: list[MetricDelta] = field(default_factory=list)
+    failed_jobs: list[str] = field(default_factory=list)  # ok in baseline, failing now
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[str]:
+        out = [f"{self.model}: {job}" for job in self.failed_jobs]
+        for d in self.deltas:
+            if d.status == "regression":
+                out.append(f"{self.model}: {d.metric} {_fmt(d.baseline)} -> {_fmt(d.candidate)} "
+                           f"(worse by {_fmt(d.worse_by)}; allowed {_fmt(d.allowed)}, "
+                           f"noise {_fmt(d.noise)} from {d.noise_source})")
+        return out
+
+
+@dataclass
+class Comparison:
+    baseline: dict[str, Any]  # short descriptions of both runs: path, commit, date, suite
+    candidate: dict[str, Any]
+    split: str
+    models: list[ModelComparison] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    incomparable: list[str] = field(default_factory=list)
+    tolerances: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def regressions(self) -> list[str]:
+        return [r for m in self.models for r in m.regressions]
+
+    @property
+    def exit_code(self) -> int:
+        if self.incomparable:
+            return EXIT_INCOMPARABLE
+        return EXIT_REGRESSION if self.regressions else EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["regressions"] = self.regressions
+        data["exit_code"] = self.exit_code
+        return data
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4g}" if abs(value) >= 1 else f"{value:.3f}"
+
+
+def describe_run(results: dict[str, Any], path: str | Path | None = None) -> dict[str, Any]:
+    prov = results.get("provenance", {})
+    git = prov.get("git") or {}
+    run = results.get("run", {})
+    return {"path": str(path) if path else None, "commit": git.get("commit"),
+            "dirty": git.get("dirty"), "date": prov.get("date"), "suite": run.get("suite"),
+            "status": run.get("status"), "hostname": prov.get("hostname")}
+
+
+def check_comparable(baseline: dict[str, Any], candidate: dict[str, Any]) -> list[str]:
+    """Reasons the two runs cannot be compared (empty when they can)."""
+    reasons = []
+    checks = {
+        "data hash (provenance.data.data_hash)": lambda r: r["provenance"].get("data", {})
+        .get("data_hash"),
+        "split plan (split.sha256)": lambda r: r["split"].get("sha256"),
+        "threshold rule (run.threshold_rule)": lambda r: r["run"].get("threshold_rule"),
+    }
+    for what, get in checks.items():
+        b, c = get(baseline), get(candidate)
+        if b is None or c is None:
+            reasons.append(f"{what} is missing from the {'baseline' if b is None else 'candidate'}"
+                           "; re-run it with this cxrbench to record it")
+        elif b != c:
+            reasons.append(f"different {what}: baseline {str(b)[:16]} vs candidate {str(c)[:16]}. "
+                           "Results are only comparable on the same data, split plan and "
+                           "threshold rule: run the candidate with the baseline's settings, or "
+                           "refresh the baseline on purpose")
+    return reasons
+
+
+def machine_warnings(baseline: dict[str, Any], candidate: dict[str, Any]) -> list[str]:
+    bp, cp = baseline["provenance"], candidate["provenance"]
+    warnings = [f"machine differs: {name} {bp.get(name)!r} vs {cp.get(name)!r} "
+                "(timings are not comparable across machines; consider --ignore-timing)"
+                for name in MACHINE_FIELDS if bp.get(name) != cp.get(name)]
+    bpk, cpk = bp.get("packages") or {}, cp.get("packages") or {}
+    changed = [f"{n} {bpk.get(n, '-')} -> {cpk.get(n, '-')}"
+               for n in sorted(set(bpk) | set(cpk)) if n != "cxrbench" and bpk.get(n) != cpk.get(n)]
+    if changed:
+        warnings.append("package versions differ: " + ", ".join(changed))
+    for which, results in (("baseline", baseline), ("candidate", candidate)):
+        status = results["run"].get("status")
+        if status not in (None, "complete"):
+            warnings.append(f"the {which} run is {status!r}, not complete: missing models are "
+                            "reported as added or removed")
+    return warnings
+
+
+def _seed_values(records: list[dict[str, Any]], split: str, metric: str) -> list[float] | None:
+    """Finite values of a metric over records; None when no record has the metric at all."""
+    if metric in TIMING_DIRECTIONS:
+        raw = [r.get("timing", {}).get(metric) for r in records]
+        known = any(metric in r.get("timing", {}) for r in records)
+    else:
+        raw = [r["metrics"].get(split, {}).get(metric) for r in records]
+        known = any(metric in r["metrics"].get(split, {}) for r in records)
+    return [float(v) for v in raw if v is not None and math.isfinite(v)] if known else None
+
+
+def _interval(statistics: Any, model: str, split: str, metric: str) -> tuple[float, float] | None:
+    """The candidate's 95 % interval for a metric from results["statistics"], if present.
+
+    Accepts statistics[("models"|"bootstrap")?][model][split][metric] holding
+    {"ci_low","ci_high"} / {"low","high"} / {"lower","upper"} / {"ci": [lo, hi]}.
+    """
+    if not isinstance(statistics, dict):
+        return None
+    for root in (statistics, statistics.get("models"), statistics.get("bootstrap")):
+        node: Any = root
+        for key in (model, split, metric):
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            continue
+        for lo, hi in (("ci_low", "ci_high"), ("low", "high"), ("lower", "upper")):
+            if node.get(lo) is not None and node.get(hi) is not None:
+                return float(node[lo]), float(node[hi])
+        pair = node.get("ci", node.get("ci95"))
+        if isinstance(pair, list | tuple) and len(pair) == 2 and None not in pair:
+            return float(pair[0]), float(pair[1])
+    return None
+
+
+class PairedBootstrap:
+    """Paired patient bootstrap of candidate minus baseline, on the same evaluation images.
+
+    Both runs are scored on each resample (the same patients, drawn as in ``cxrbench.stats``),
+    so what the two have in common cancels: the interval of the difference is the test-set
+    sampling noise of the *change*, far narrower than either run's own interval.
+    """
+
+    def __init__(self, evaluation: dict[str, Any]) -> None:
+        from cxrbench.stats.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, patient_weights
+
+        self.labels = np.asarray(evaluation["labels"], dtype=np.int64)
+        self.weights = patient_weights(evaluation["groups"], DEFAULT_RESAMPLES, DEFAULT_SEED)
+
+    @classmethod
+    def for_runs(cls, baseline: dict[str, Any], candidate: dict[str, Any],
+                 split: str) -> PairedBootstrap | None:
+        """None unless both runs were scored on the same images, with patient groups."""
+        b = (baseline.get("evaluation") or {}).get(split) or {}
+        c = (candidate.get("evaluation") or {}).get(split) or {}
+        same = b.get("ids") and b.get("ids") == c.get("ids") and b.get("labels") == c.get(
+            "labels") and len(b.get("groups") or []) == len(b["ids"])
+        return cls(b) if same else None
+
+    def _seed_mean(self, records: list[dict[str, Any]], split: str
+                   ) -> dict[str, np.ndarray] | None:
+        from cxrbench.stats.weighted import resample_metrics
+
+        samples = []
+        for record in records:
+            p = (record.get("predictions") or {}).get(split)
+            if p is None or len(p) != len(self.labels):
+                return None
+            threshold = 0.5 if record.get("threshold") is None else float(record["threshold"])
+            samples.append(resample_metrics(self.labels, np.asarray(p, dtype=np.float64),
+                                            threshold, self.weights))
+        return {k: np.mean([s[k] for s in samples], axis=0) for k in samples[0]}
+
+    def half_widths(self, base: list[dict[str, Any]], cand: list[dict[str, Any]],
+                    split: str) -> dict[str, float]:
+        """Metric -> half-width of the 95 % interval of the difference (empty: no predictions)."""
+        from cxrbench.stats.bootstrap import percentile_interval
+
+        b, c = self._seed_mean(base, split), self._seed_mean(cand, split)
+        if b is None or c is None:
+            return {}
+        out = {}
+        for metric in b:
+            low, high = percentile_interval(c[metric] - b[metric])
+            if math.isfinite(low) and math.isfinite(high):
+                out[metric] = (high - low) / 2
+        return out
+
+
+def _noise(base: list[float], cand: list[float], half_width: float | None, source: str
+           ) -> tuple[float, str]:
+    """Bootstrap half-width and 1.96 SE of the seed means, combined in quadrature."""
+    seed = 0.0
+    if len(base) >= 2 and len(cand) >= 2:
+        seed = Z95 * math.sqrt(np.var(base, ddof=1) / len(base)
+                               + np.var(cand, ddof=1) / len(cand))
+    if half_width is None:
+        return seed, "seed std" if len(base) >= 2 and len(cand) >= 2 else "none"
+    label = f"{source} + seed std" if seed else source
+    return math.sqrt(half_width ** 2 + seed ** 2), label
+
+
+def compare_metric(metric: str, base: list[float] | None, cand: list[float] | None,
+                   tolerance: Tolerance, half_width: float | None = None,
+                   half_width_source: str = "bootstrap", *, use_noise: bool = True
+                   ) -> MetricDelta:
+    """One metric of one model: seed means, direction-aware difference, verdict.
+
+    ``None`` means the metric was not recorded (an older file): not comparable, not a failure;
+    an empty list means it was recorded but undefined (NaN), which after a defined baseline
+    value is a regression.
+    """
+    b = float(np.mean(base)) if base else None
+    c = float(np.mean(cand)) if cand else None
+    allowed = tolerance.allowance(b or 0.0)
+    noise, source = (_noise(base or [], cand or [], half_width, half_width_source)
+                     if use_noise else (0.0, "off"))
+    if b is None or c is None:
+        worse_by = None
+        lost = b is not None and cand is not None and tolerance.gated
+        status = "regression" if lost else "undefined"
+    else:
+        worse_by = (b - c) if higher_is_better(metric) else (c - b)
+        if worse_by <= 0:
+            status = "same" if worse_by == 0 else "better"
+        elif not tolerance.gated:
+            status = "off"
+        elif worse_by <= allowed:
+            status = "within tolerance"
+        elif worse_by <= noise:
+            status = "within noise"
+        else:
+            status = "regression"
+    return MetricDelta(metric, b, c, worse_by, allowed, noise, source, status)
+
+
+def _by_model(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for record in results["records"]:
+        grouped.setdefault(record["model"], []).append(record)
+    return grouped
+
+
+def _error_text(records: list[dict[str, Any]]) -> str:
+    err = next((r.get("error") or {} for r in records if r["status"] != "ok"), {})
+    return f"{err.get('type', 'error')}: {str(err.get('message', ''))[:200]}"
+
+
+def compare_model(model: str, base_recs: list[dict[str, Any]], cand_recs: list[dict[str, Any]],
+                  *, split: str, tolerances: Mapping[str, Tolerance], metrics: Iterable[str],
+                  statistics: Any = None, paired: PairedBootstrap | None = None,
+                  use_noise: bool = True) -> ModelComparison:
+    base_ok = {r["seed"]: r for r in base_recs if r["status"] == "ok"}
+    cand_ok = {r["seed"]: r for r in cand_recs if r["status"] == "ok"}
+    cand_failed = {r["seed"]: r for r in cand_recs if r["status"] != "ok"}
+    result = ModelComparison(model, "compared")
+    if not base_ok and not cand_ok:
+        result.status = "failed in both"
+        return result
+    if not base_ok:
+        result.status = "fixed"
+        result.notes.append("failed in the baseline, succeeds now")
+        return result
+    newly_failed = sorted(s for s in base_ok if s in cand_failed)
+    result.failed_jobs = [f"{cand_failed[s]['job_id']} {cand_failed[s]['status']} "
+                          f"({_error_text([cand_failed[s]])})" for s in newly_failed]
+    if not cand_ok:
+        result.status = "failed"
+        if not result.failed_jobs:  # the candidate ran other seeds, all failing
+            result.failed_jobs = [f"all {len(cand_recs)} job(s) failed ({_error_text(cand_recs)})"]
+        return result
+    seeds = sorted(set(base_ok) & set(cand_ok))
+    if not seeds:  # disjoint seeds: compare every successful seed, and say so
+        result.notes.append(f"no seed in common (baseline {sorted(base_ok)}, candidate "
+                            f"{sorted(cand_ok)}): comparing means over different seeds")
+        b_recs, c_recs = list(base_ok.values()), list(cand_ok.values())
+    else:
+        b_recs, c_recs = [base_ok[s] for s in seeds], [cand_ok[s] for s in seeds]
+        only = sorted((set(base_ok) | set(cand_ok)) - set(seeds) - set(newly_failed))
+        if only:
+            result.notes.append(f"seed(s) {only} ran in only one file; compared on {seeds}")
+    result.seeds = seeds or sorted(cand_ok)
+    b_params, c_params = b_recs[0].get("params") or {}, c_recs[0].get("params") or {}
+    if b_params != c_params:
+        keys = sorted(set(b_params) | set(c_params))
+        result.notes.append("params differ: " + ", ".join(
+            f"{k} {b_params.get(k)!r} -> {c_params.get(k)!r}"
+            for k in keys if b_params.get(k) != c_params.get(k)))
+    paired_half = paired.half_widths(b_recs, c_recs, split) if paired and use_noise else {}
+    for metric in metrics:
+        half, source = paired_half.get(metric), "paired bootstrap"
+        if half is None and metric not in TIMING_DIRECTIONS:
+            interval = _interval(statistics, model, split, metric)
+            half, source = (abs(interval[1] - interval[0]) / 2 if interval else None,
+                            "candidate's bootstrap CI")
+        result.deltas.append(compare_metric(
+            metric, _seed_values(b_recs, split, metric), _seed_values(c_recs, split, metric),
+            tolerances[metric], half, source, use_noise=use_noise))
+    return result
+
+
+def compare_results(
+    baseline: dict[str, Any],
+    candidate: dict[str, Any],
+    *,
+    tolerances: Mapping[str, Tolerance] | None = None,
+    split: str = "test",
+    ignore_timing: bool = False,
+    use_noise: bool = True,
+    baseline_path: str | Path | None = None,
+    candidate_path: str | Path | None = None,
+) -> Comparison:
+    """Compare two parsed results files; see the module docstring for the rule."""
+    merged = default_tolerances()
+    unknown = set(tolerances or {}) - set(merged)
+    if unknown:
+        raise CompareError(f"tolerances for unknown metric(s) {sorted(unknown)}; "
+                           f"known: {', '.join(merged)}")
+    merged.update(tolerances or {})
+    if ignore_timing:
+        merged.update({m: replace(merged[m], gated=False) for m in TIMING_DIRECTIONS})
+    comparison = Comparison(describe_run(baseline, baseline_path),
+                            describe_run(candidate, candidate_path), split,
+                            tolerances={m: t.describe() for m, t in merged.items()})
+    comparison.incomparable = check_comparable(baseline, candidate)
+    if comparison.incomparable:
+        return comparison
+    comparison.warnings = machine_warnings(baseline, candidate)
+    base, cand = _by_model(baseline), _by_model(candidate)
+    statistics = candidate.get("statistics")
+    paired = PairedBootstrap.for_runs(baseline, candidate, split) if use_noise else None
+    for model in [*base, *(m for m in cand if m not in base)]:
+        if model not in cand:
+            comparison.models.append(ModelComparison(model, "removed"))
+        elif model not in base:
+            comparison.models.append(ModelComparison(model, "added"))
+        else:
+            comparison.models.append(compare_model(
+                model, base[model], cand[model], split=split, tolerances=merged,
+                metrics=list(merged), statistics=statistics, paired=paired,
+                use_noise=use_noise))
+    return comparison
+
+
+def compare_files(baseline_path: str | Path, candidate_path: str | Path,
+                  **options: Any) -> Comparison:
+    """Read (and validate) both files, then compare; ResultsError names a damaged file."""
+    return compare_results(read_results(baseline_path), read_results(candidate_path),
+                           baseline_path=baseline_path, candidate_path=candidate_path, **options)
