@@ -8,13 +8,24 @@ fast tests. Another executor (e.g. Dask) only has to implement ``run(jobs)``.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
+import psutil
+
 from cxrbench.jobs import Job, error_record, run_job
+
+
+class ExecutorError(ValueError):
+    """The executor cannot start as configured (missing extra, unreachable scheduler, ...)."""
 
 
 class Executor(Protocol):
@@ -29,11 +40,62 @@ class InlineExecutor:
             yield run_job(job)
 
 
-def _child(job: Job, conn: Connection) -> None:
+def _exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> None:
+    """Exit when the parent dies (e.g. SIGKILL): an orphaned job must not burn CPU for hours."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="cxrbench-parent-watch", daemon=True).start()
+
+
+def allow_child_processes() -> None:
+    """Let this daemonic process (a job process, a Dask worker) start processes of its own.
+
+    multiprocessing refuses children of daemonic processes: joblib then runs on one core (with
+    a warning) and a cold image cache cannot be decoded at all. A job process and its own
+    children are killed together (``_kill_tree``) or exit with their parent.
+    """
+    mp.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
+
+
+def _child(job: Job, conn: Connection, parent_pid: int) -> None:
     # The parent handles Ctrl-C; the child must not die half-way through sending its record.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent(parent_pid)
+    allow_child_processes()
     conn.send(run_job(job))
     conn.close()
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """End the job process as soon as its record is sent, with any pools it started.
+
+    A normal interpreter exit would wait for idle worker pools (joblib's loky workers linger
+    for 300 s) before the parent can join it.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    os._exit(0)
+
+
+def _kill_tree(process: mp.process.BaseProcess) -> None:
+    """Kill a job process and the processes it started (e.g. joblib workers), then reap it."""
+    try:
+        descendants = psutil.Process(process.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
+    process.kill()
+    for child in descendants:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    process.join()
 
 
 def _signal_name(exitcode: int) -> str:
@@ -52,12 +114,14 @@ class ProcessExecutor:
 
     def run(self, jobs: Iterable[Job]) -> Iterator[dict[str, Any]]:
         for job in jobs:
-            yield self._run_one(job)
+            yield self.run_one(job)
 
-    def _run_one(self, job: Job) -> dict[str, Any]:
+    def run_one(self, job: Job) -> dict[str, Any]:
+        """Run one job in a fresh process; a timeout or a crash becomes an error record."""
         timeout = job.timeout_s if job.timeout_s is not None else self.default_timeout_s
         receiver, sender = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=_child, args=(job, sender), daemon=True)
+        process = self._context.Process(target=_child, args=(job, sender, os.getpid()),
+                                        daemon=True)
         process.start()
         sender.close()
         try:
@@ -70,16 +134,14 @@ class ProcessExecutor:
                 if record is not None:
                     return record
             else:
-                process.kill()
-                process.join()
+                _kill_tree(process)
                 if process.exitcode is not None and process.exitcode < 0 and timeout is not None:
                     return error_record(
                         job, "timeout", f"{job.job_id} exceeded its {timeout:g} s timeout"
                     )
             return self._crash_record(job, process.exitcode)
         except BaseException:
-            process.kill()
-            process.join()
+            _kill_tree(process)
             raise
         finally:
             receiver.close()
@@ -101,7 +163,12 @@ def make_executor(name: str, *, timeout_s: float | None = None, **options: Any) 
     if name == "inline":
         return InlineExecutor()
     if name == "dask":
-        from cxrbench.dask_executor import DaskExecutor  # optional extra
-
+        try:
+            from cxrbench.dask_executor import DaskExecutor  # optional extra
+        except ImportError as err:
+            raise ExecutorError(
+                f"the dask executor needs Dask distributed ({err}); "
+                "install it with: pip install 'cxrbench[dask]'"
+            ) from err
         return DaskExecutor(timeout_s=timeout_s, **options)
     raise ValueError(f"unknown executor {name!r}; use 'process', 'inline' or 'dask'")

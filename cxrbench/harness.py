@@ -2,14 +2,19 @@
 
 Flow: data -> records -> split plan (saved, hashed) -> image cache built once per size ->
 jobs -> executor -> results.json rewritten atomically after every record -> report.html.
-An interrupted run keeps what it finished; ``resume=True`` skips finished jobs.
+An interrupted run (Ctrl-C or SIGTERM) keeps what it finished, writes its partial report and
+exits 130 or 143; a SIGKILLed one keeps every record written before the kill (writes are
+atomic). ``resume=True`` skips finished jobs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +23,7 @@ import numpy as np
 
 from cxrbench import __version__
 from cxrbench.data import DataError, Dataset, ImageCache, default_cache_dir, load_dataset
-from cxrbench.executors import make_executor
+from cxrbench.executors import ExecutorError, make_executor
 from cxrbench.jobs import Job
 from cxrbench.provenance import collect_provenance
 from cxrbench.registry import get_card, model_source
@@ -35,6 +40,36 @@ EXIT_OK, EXIT_FAILED_RECORDS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 class RunError(ValueError):
     """The run cannot start as configured (bad data, mismatched resume, ...)."""
+
+
+class RunTerminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that executors clean up and finished records are kept."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"received {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def interrupted_exit_code(err: KeyboardInterrupt) -> int:
+    """The shell convention, 128 + signal number: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
+    return 128 + getattr(err, "signum", signal.SIGINT)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM raises ``RunTerminated`` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise RunTerminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
@@ -181,7 +216,8 @@ def _resume_results(path: Path, dataset: Dataset, plan: SplitPlan) -> dict[str, 
     try:
         previous = read_results(path)
     except ResultsError as err:
-        raise RunError(f"cannot resume: {err}") from err
+        raise RunError(f"cannot resume: {err} (The file was left as it is; to start the run "
+                       "again pass --overwrite, or choose another --out.)") from err
     if previous["split"].get("sha256") != plan.sha256:
         raise RunError(
             f"cannot resume {path}: it was made on another split plan "
@@ -239,24 +275,29 @@ def run_benchmark(
             if j.job_id not in done]
     if done:
         _log(f"resume: {len(done)} finished job(s) kept, {len(jobs)} to run")
-    write_results(results_path, results)
-
     executor = make_executor(config.executor, timeout_s=config.timeout_s,
-                             **config.executor_options)
+                             **config.executor_options)  # a missing extra fails before writing
+    write_results(results_path, results)
     exit_code = EXIT_OK
     try:
-        for i, record in enumerate(executor.run(jobs), start=1):
-            results["records"].append(record)
-            write_results(results_path, results)
-            _log(_describe(record, i, len(jobs)))
-            if on_record is not None:
-                on_record(record)
+        with sigterm_as_interrupt():
+            for i, record in enumerate(executor.run(jobs), start=1):
+                results["records"].append(record)
+                write_results(results_path, results)
+                _log(_describe(record, i, len(jobs)))
+                if on_record is not None:
+                    on_record(record)
         results["run"]["status"] = "complete"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         results["run"]["status"] = "interrupted"
-        exit_code = EXIT_INTERRUPTED
-        _log(f"interrupted: {len(results['records'])} record(s) kept in {results_path}; "
-             "rerun with --resume to continue")
+        exit_code = interrupted_exit_code(err)
+        _log(f"interrupted ({str(err) or 'Ctrl-C'}): {len(results['records'])} record(s) kept in "
+             f"{results_path}; rerun with --resume to continue")
+    except ExecutorError as err:  # e.g. no Dask scheduler at the address: misuse, exit 2
+        results["run"]["status"] = "interrupted"
+        write_results(results_path, results)
+        raise RunError(f"{err} ({len(results['records'])} record(s) kept in {results_path}; "
+                       "rerun with --resume once fixed)") from err
     results["run"]["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     write_results(results_path, results)
     if config.report:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,14 @@ EXAMPLES = """examples:
   cxrbench run --data /data/chest_xray --suite full --out out/full
   cxrbench run --models 'hog_*' --seeds 0,1,2 --out out/ --resume     # data from $CXRBENCH_DATA
   cxrbench run --models hog_svm --param hog_svm.cell_size=8 --threshold-rule sensitivity:0.95
+  cxrbench run --models 'hog_*,cnn_*' --timeout 600,cnn_seed=3600 --out out/
+  cxrbench run --models hog_svm --seeds 0,1 --executor dask --dask-workers 2 --out out/
+  cxrbench run --suite full --executor dask --scheduler tcp://10.0.0.5:8786 \\
+      --cache-dir /shared/cxrcache --dask-gpu-resource GPU=1 --out out/full
 
-exit codes: 0 all jobs ok, 1 some jobs failed (listed in the results and the report),
-2 bad usage or data, 130 interrupted (finished records are kept; use --resume).
+exit codes: 0 all jobs ok, 1 some jobs failed or timed out (listed in the results and the
+report), 2 bad usage or data, 130 interrupted by Ctrl-C, 143 by SIGTERM (finished records and
+a partial report are kept; rerun with --resume to continue).
 """
 
 
@@ -39,8 +45,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "~/.cache/cxrbench)")
     p.add_argument("--executor", default="process", choices=["process", "inline", "dask"],
                    help="where jobs run")
-    p.add_argument("--scheduler", help="Dask scheduler address (with --executor dask)")
-    p.add_argument("--timeout", type=float, help="per-job timeout in seconds")
+    p.add_argument("--timeout", metavar="SECONDS|MODEL=SECONDS,...",
+                   help="per-job timeout: '600' for every job, 'cnn_seed=3600' for one model, "
+                   "or both, comma-separated (overrides the suite's timeout_s)")
+    dask = p.add_argument_group("dask (with --executor dask; needs the cxrbench[dask] extra)")
+    dask.add_argument("--scheduler", metavar="ADDRESS",
+                      help="address of an existing Dask scheduler; without it a local "
+                      "cluster lives for the run")
+    dask.add_argument("--dask-workers", type=int, metavar="N",
+                      help="worker processes of the local cluster; one per core if not given")
+    dask.add_argument("--dask-gpu-resource", nargs="?", const="GPU=1", metavar="NAME=COUNT",
+                      help="pin deep jobs (cnn, transfer, Keras mlp) to workers advertising "
+                      "this Dask resource, e.g. started with `dask worker ADDR --resources "
+                      "GPU=1` (flag alone: GPU=1; on a local cluster one worker advertises it)")
+    dask.add_argument("--worker-cache-dir", metavar="PATH",
+                      help="image cache folder on the workers when they do not share the "
+                      "client's file system; the --cache-dir path if not given")
     p.add_argument("--param", action="append", default=[], metavar="MODEL.KEY=VALUE",
                    help="override a hyperparameter (VALUE parsed as JSON, else a string)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
@@ -60,6 +80,58 @@ def parse_param_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
             parsed = value
         overrides.setdefault(model, {})[param] = parsed
     return overrides
+
+
+def parse_timeouts(text: str | None) -> tuple[float | None, dict[str, float]]:
+    """``"600,cnn_seed=3600"`` -> (600.0, {"cnn_seed": 3600.0})."""
+    default: float | None = None
+    per_model: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        model, sep, value = item.rpartition("=")
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ValueError(f"--timeout {item!r}: expected SECONDS or MODEL=SECONDS") from None
+        if seconds <= 0:
+            raise ValueError(f"--timeout {item!r}: the timeout must be positive")
+        if sep:
+            per_model[model] = seconds
+        else:
+            default = seconds
+    return default, per_model
+
+
+def parse_resource(text: str) -> dict[str, float]:
+    """``"GPU=1"`` -> {"GPU": 1.0}; a bare name counts 1."""
+    name, sep, value = text.partition("=")
+    try:
+        amount = float(value) if sep else 1.0
+    except ValueError:
+        amount = -1.0
+    if not name.strip() or amount <= 0:
+        raise ValueError(f"--dask-gpu-resource {text!r}: expected NAME=COUNT, e.g. GPU=1")
+    return {name.strip(): amount}
+
+
+def executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Options for the chosen executor; Dask-only options without --executor dask are misuse."""
+    given = {
+        "scheduler": args.scheduler,
+        "n_workers": args.dask_workers,
+        "resources": parse_resource(args.dask_gpu_resource) if args.dask_gpu_resource else None,
+        "worker_cache_dir": args.worker_cache_dir,
+    }
+    given = {key: value for key, value in given.items() if value is not None}
+    if given and args.executor != "dask":
+        flags = ", ".join("--" + {"n_workers": "dask-workers", "resources": "dask-gpu-resource"}
+                          .get(key, key.replace("_", "-")) for key in given)
+        raise ValueError(f"{flags}: for the Dask executor only; add --executor dask")
+    if "scheduler" in given and "n_workers" in given:
+        raise ValueError("--dask-workers sizes the local cluster; with --scheduler the "
+                         "cluster's own workers are used")
+    if given.get("n_workers", 1) < 1:
+        raise ValueError("--dask-workers must be at least 1")
+    return given
 
 
 def build_config(args: argparse.Namespace) -> Any:
@@ -83,7 +155,12 @@ def build_config(args: argparse.Namespace) -> Any:
         raise ValueError(f"--param names model(s) not in this run: {sorted(unknown)}")
     for spec in specs:
         spec.params.update(overrides.get(spec.name, {}))
-    executor_options = {"scheduler": args.scheduler} if args.scheduler else {}
+    default_timeout, model_timeouts = parse_timeouts(args.timeout)
+    unknown = set(model_timeouts) - {s.name for s in specs}
+    if unknown:
+        raise ValueError(f"--timeout names model(s) not in this run: {sorted(unknown)}")
+    for spec in specs:
+        spec.timeout_s = model_timeouts.get(spec.name, spec.timeout_s)
     return RunConfig(
         data_path=data,
         models=specs,
@@ -95,8 +172,8 @@ def build_config(args: argparse.Namespace) -> Any:
         split_seed=args.split_seed,
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         executor=args.executor,
-        executor_options=executor_options,
-        timeout_s=args.timeout if args.timeout is not None
+        executor_options=executor_options(args),
+        timeout_s=default_timeout if default_timeout is not None
         else (suite.timeout_s if suite else None),
         resume=args.resume,
         overwrite=args.overwrite,
@@ -106,7 +183,7 @@ def build_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cxrbench.harness import RunError, run_benchmark
+    from cxrbench.harness import RunError, interrupted_exit_code, run_benchmark
     from cxrbench.registry import UnknownModelError
     from cxrbench.suite import SuiteError
 
@@ -115,6 +192,9 @@ def run(args: argparse.Namespace) -> int:
         results_path, code = run_benchmark(config)
     except (RunError, SuiteError, UnknownModelError, ValueError) as err:
         return fail(str(err))
+    except KeyboardInterrupt as err:  # before any job ran: nothing new to keep
+        print("interrupted", file=sys.stderr)
+        return interrupted_exit_code(err)
     print(results_path)
     if config.report:
         print(results_path.with_name("report.html"))
