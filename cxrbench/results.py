@@ -94,7 +94,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise ResultsError(
             f"{path} is not valid JSON (truncated or hand-edited?): {err}. "
-            "Re-run with --resume to rebuild it from a clean state."
+            "Restore it from a copy, or start the run again with --overwrite."
         ) from err
     validate_results(data, source=str(path))
     return data

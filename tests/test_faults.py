@@ -59,6 +59,7 @@ def by_job(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for r in results["records"]}
 
 
+@pytest.mark.slow
 def test_crashing_jobs_become_records_with_the_signal(faults, synthetic_root, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["run", "--data", str(synthetic_root), "--out", str(out), "--no-report",
@@ -174,6 +175,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(faults, synthetic_root,
     assert final["summary"]["fault_sleep"]["test"] == expected["summary"]["fault_sleep"]["test"]
 
 
+@pytest.mark.slow
 def test_job_process_exits_when_its_parent_is_killed(tmp_path):
     """The watchdog in every job process: an orphan of a SIGKILLed run must not burn CPU."""
     child_code = ("import sys, time; from cxrbench.executors import _exit_with_parent; "
