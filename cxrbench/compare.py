@@ -67,11 +67,13 @@ METRIC_TOLERANCES: dict[str, Tolerance] = {
     "recall": Tolerance(absolute=0.03),
     "specificity": Tolerance(absolute=0.03),
     "ece": Tolerance(absolute=0.02),
-    # Timings: relative to the baseline, with a floor that absorbs the jitter of a shared
-    # machine (measured on the 2-core dev box: benchmarks/README.md, "Noise").
-    "fit_s": Tolerance(relative=0.5, floor=2.0),
-    "predict_s": Tolerance(relative=0.5, floor=0.5),
-    "predict_ms_per_image": Tolerance(relative=0.5, floor=0.5),
+    # Timings: relative to the baseline, with a floor for tiny ones. Wall-clock times on a
+    # shared machine swing both ways: three identical cold quick-suite runs on the busy 2-core
+    # dev box differed by up to x3.75 (benchmarks/README.md, "Noise, measured"), hence +400 %
+    # (5x); tighten on a dedicated runner (--fail-on fit_s:25%). Memory is steady (+-5 %).
+    "fit_s": Tolerance(relative=4.0, floor=5.0),
+    "predict_s": Tolerance(relative=4.0, floor=1.0),
+    "predict_ms_per_image": Tolerance(relative=4.0, floor=1.0),
     "peak_rss_mb": Tolerance(relative=0.25, floor=100.0),
 }
 

@@ -75,7 +75,7 @@ def test_lower_auc_is_a_regression_naming_model_and_metric():
 @pytest.mark.parametrize("metric, worse, better", [
     ("roc_auc", 0.85, 0.95),           # higher is better
     ("brier", 0.15, 0.05),             # lower is better
-    ("fit_s", 20.0, 5.0),              # lower is better, relative
+    ("fit_s", 60.0, 5.0),              # lower is better, relative (default +400 %)
     ("peak_rss_mb", 800.0, 200.0),
 ])
 def test_each_metric_in_its_own_direction(metric, worse, better):
@@ -89,7 +89,7 @@ def test_each_metric_in_its_own_direction(metric, worse, better):
 
 
 def test_drop_within_tolerance_passes():
-    candidate = results(record("hog_svm", roc_auc=0.895, fit_s=14.0), record("cnn_seed"))
+    candidate = results(record("hog_svm", roc_auc=0.895, fit_s=30.0), record("cnn_seed"))
     comparison = compare_results(BASE, candidate)
     assert comparison.exit_code == 0
     statuses = {d.metric: d.status for d in comparison.models[0].deltas}
@@ -103,10 +103,14 @@ def test_timing_floor_absorbs_jitter_of_tiny_timings():
 
 
 def test_fail_on_overrides_and_ignore_timing():
-    candidate = results(record("hog_svm", roc_auc=0.85, fit_s=17.0), record("cnn_seed"))
+    candidate = results(record("hog_svm", roc_auc=0.85, fit_s=60.0), record("cnn_seed"))
     assert len(regressions_of(BASE, candidate)) == 2
-    loose = parse_fail_on(["roc_auc:0.1", "fit_s:100%"])
+    loose = parse_fail_on(["roc_auc:0.1", "fit_s:600%"])
     assert regressions_of(BASE, candidate, tolerances=loose) == []
+    tight = parse_fail_on(["fit_s:25%"])
+    slower = results(record("hog_svm", fit_s=16.0), record("cnn_seed"))  # +60 %, 6 s
+    assert regressions_of(BASE, slower) == []
+    assert regressions_of(BASE, slower, tolerances=tight)[0].startswith("hog_svm: fit_s")
     only_auc = regressions_of(BASE, candidate, ignore_timing=True)
     assert len(only_auc) == 1 and "roc_auc" in only_auc[0]
     off = parse_fail_on(["roc_auc:off"])

@@ -94,9 +94,10 @@ def _headline(comparison: Any) -> str:
     return f"{n} REGRESSION(S)" if n else "no regression"
 
 
-def _run_line(which: str, info: dict[str, Any]) -> str:
+def _run_line(which: str, info: dict[str, Any], markdown: bool = False) -> str:
     commit = (info.get("commit") or "?")[:10] + ("+dirty" if info.get("dirty") else "")
-    return (f"{which}: `{info.get('path')}` (commit {commit}, {info.get('date') or '?'}, "
+    path = f"`{info.get('path')}`" if markdown else info.get("path")
+    return (f"{which}: {path} (commit {commit}, {info.get('date') or '?'}, "
             f"suite {info.get('suite') or '-'}, host {info.get('hostname') or '?'})")
 
 
@@ -110,8 +111,8 @@ def _notes(comparison: Any) -> list[str]:
 def to_markdown(comparison: Any) -> str:
     """A Markdown summary for a CI job page (GitHub's $GITHUB_STEP_SUMMARY)."""
     lines = [f"## cxrbench compare: {_headline(comparison)}", "",
-             f"- {_run_line('Baseline', comparison.baseline)}",
-             f"- {_run_line('Candidate', comparison.candidate)}", ""]
+             f"- {_run_line('Baseline', comparison.baseline, markdown=True)}",
+             f"- {_run_line('Candidate', comparison.candidate, markdown=True)}", ""]
     if comparison.incomparable:
         lines += [f"- {reason}" for reason in comparison.incomparable]
         return "\n".join(lines) + "\n"
