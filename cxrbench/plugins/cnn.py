@@ -90,6 +90,8 @@ class CNNStrong(KerasPlugin):
         input_size=128,
         channels=1,
         requires=("keras",),
+        reference="Ioffe & Szegedy 2015 (batch norm); Loshchilov & Hutter 2019 (AdamW, "
+                  "cosine schedule)",
     )
 
     def __init__(

@@ -40,6 +40,9 @@ from cxrbench.plugins.keras_common import (
 from cxrbench.registry import register_model
 from cxrbench.weights import resolve_weights
 
+TRANSFER_REFERENCE = ("Kermany et al., Cell 172(5), 2018 (transfer learning on these images); "
+                      "Howard et al. 2017 (MobileNet); Sandler et al. 2018 (MobileNetV2)")
+
 
 def application(name: str) -> tuple[Callable[..., Any], Callable[[np.ndarray], np.ndarray]]:
     """The ``keras.applications`` constructor called ``name`` and its ``preprocess_input``."""
@@ -83,6 +86,7 @@ class Transfer(KerasPlugin):
         input_size=128,
         channels=3,
         requires=("keras",),
+        reference=TRANSFER_REFERENCE,
     )
 
     def __init__(
@@ -232,7 +236,7 @@ def make_transfer_plugin(
         name=name, family="transfer", framework="keras",
         description=description or f"ImageNet {backbone}{width}, new head, head-first then "
                                    "fine-tuned.",
-        input_size=input_size, channels=3, requires=("keras",),
+        input_size=input_size, channels=3, requires=("keras",), reference=TRANSFER_REFERENCE,
     )
     class_name = class_name or "".join(part.capitalize() for part in name.split("_"))
     caller = inspect.currentframe()
