@@ -15,8 +15,9 @@ place with ``os.replace``, so a reader never sees half a shard and concurrent wr
 clash (a feature computed twice is stored twice, harmlessly). Many small shards are merged into
 one when there are more than ``_MAX_SHARDS``.
 
-Extractors are frozen dataclasses: their fields are their parameters (and the cache key), and
-they are cheap to pickle into the worker processes. They see grayscale ``uint8`` images.
+Extractors are frozen dataclasses: their fields are their parameters (and, with the image size
+and channels, ``FEATURE_VERSION`` and the image decoder's version, the cache key), and they are
+cheap to pickle into the worker processes. They see grayscale ``uint8`` images.
 """
 
 from __future__ import annotations
@@ -99,8 +100,11 @@ class FeatureExtractor:
         return f"{self.name}-{digest}"
 
     def spec(self, size: int, channels: int) -> dict[str, Any]:
+        """Everything the features of one image file depend on, besides its content hash."""
+        from cxrbench.data.decode import DECODER_VERSION  # a new decoder means new pixels
+
         return {"name": self.name, "params": self.params(), "size": size, "channels": channels,
-                "feature_version": FEATURE_VERSION}
+                "feature_version": FEATURE_VERSION, "decoder_version": DECODER_VERSION}
 
 
 @dataclass(frozen=True)
