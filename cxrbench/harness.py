@@ -25,7 +25,7 @@ from cxrbench import __version__
 from cxrbench.data import DataError, Dataset, ImageCache, default_cache_dir, load_dataset
 from cxrbench.executors import ExecutorError, make_executor
 from cxrbench.jobs import Job
-from cxrbench.provenance import collect_provenance
+from cxrbench.provenance import collect_provenance, git_info
 from cxrbench.registry import get_card, model_source
 from cxrbench.results import ResultsError, read_results, write_results
 from cxrbench.splits import SplitPlan, make_split_plan
@@ -173,6 +173,10 @@ def build_jobs(config: RunConfig, dataset: Dataset, plan: SplitPlan, plan_path: 
     ]
 
 
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
 def _start_results(config: RunConfig, dataset: Dataset, plan: SplitPlan,
                    failed: set[str]) -> dict[str, Any]:
     provenance = collect_provenance()
@@ -195,7 +199,7 @@ def _start_results(config: RunConfig, dataset: Dataset, plan: SplitPlan,
             "suite": config.suite,
             "executor": config.executor,
             "status": "running",
-            "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "started": _now(),
             "finished": None,
         },
         "provenance": provenance,
@@ -265,9 +269,13 @@ def run_benchmark(
                     int(spec.params.get("channels", card.channels))))
     failed = prepare_cache(dataset, plan, cache, shapes)
 
+    session: dict[str, Any] | None = None
     if config.resume and results_path.exists():
         results = _resume_results(results_path, dataset, plan)
         results["run"]["status"] = "running"
+        # The commit may have moved since the file was started: say which jobs ran at which.
+        session = {"started": _now(), "git": git_info(), "jobs": []}
+        results["run"].setdefault("resumed", []).append(session)
     else:
         results = _start_results(config, dataset, plan, failed)
     done = {r["job_id"] for r in results["records"]}
@@ -283,6 +291,8 @@ def run_benchmark(
         with sigterm_as_interrupt():
             for i, record in enumerate(executor.run(jobs), start=1):
                 results["records"].append(record)
+                if session is not None:
+                    session["jobs"].append(record["job_id"])
                 write_results(results_path, results)
                 _log(_describe(record, i, len(jobs)))
                 if on_record is not None:
@@ -298,7 +308,9 @@ def run_benchmark(
         write_results(results_path, results)
         raise RunError(f"{err} ({len(results['records'])} record(s) kept in {results_path}; "
                        "rerun with --resume once fixed)") from err
-    results["run"]["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    results["run"]["finished"] = _now()
+    if session is not None:
+        session["finished"] = results["run"]["finished"]
     write_results(results_path, results)
     if config.report:
         from cxrbench.report import render_report

@@ -55,6 +55,17 @@ def test_resume_skips_finished_jobs(synthetic_root, tmp_path):
     assert records[0]["started"] == first["started"]  # kept, not re-run
 
 
+def test_resume_records_which_commit_ran_which_jobs(synthetic_root, tmp_path):
+    out = tmp_path / "r"
+    run_benchmark(config(synthetic_root, out, seeds=(0,)))
+    assert "resumed" not in read_results(out / "results.json")["run"]
+    run_benchmark(config(synthetic_root, out, seeds=(0, 1), resume=True))
+    run_benchmark(config(synthetic_root, out, seeds=(0, 1, 2), resume=True))
+    sessions = read_results(out / "results.json")["run"]["resumed"]
+    assert [s["jobs"] for s in sessions] == [["majority[seed=1]"], ["majority[seed=2]"]]
+    assert all({"commit", "dirty"} <= set(s["git"]) and s["finished"] for s in sessions)
+
+
 def test_process_executor_runs_jobs_in_child_processes(synthetic_root, tmp_path):
     path, code = run_benchmark(config(synthetic_root, tmp_path / "p", executor="process"))
     assert code == 0
