@@ -112,6 +112,19 @@ def test_older_results_without_statistics_get_them(tmp_path):
     assert "statistics" not in results  # the caller's dict is not modified
 
 
+def test_resumed_sessions_and_run_note_are_shown(tmp_path):
+    results = with_statistics(fake_results(n_models=2, n_test=60))
+    results["run"]["note"] = "assembled from two machines"
+    results["run"]["resumed"] = [{
+        "started": "2026-11-29T23:02:34+00:00", "finished": "2026-11-29T23:31:13+00:00",
+        "git": {"commit": "04ac04204a3d", "dirty": False, "error": None},
+        "jobs": ["model_01[seed=1]", "model_01[seed=2]"],
+    }]
+    html = render_report(results, tmp_path / "report.html").read_text()
+    assert "assembled from two machines" in html and "resumed 1 time(s)" in html
+    assert "04ac04204a3d" in html and "2 job(s), model_01[seed=1], model_01[seed=2]" in html
+
+
 def test_gallery_is_skipped_when_the_data_is_not_reachable(tmp_path):
     results = with_statistics(fake_results(n_models=2, n_test=60))
     html = render_report(results, tmp_path / "r.html", data_root=tmp_path / "gone").read_text()
