@@ -1,0 +1,60 @@
+"""``cxrbench merge``: several runs of one split become one results file, origins kept."""
+
+import json
+
+import pytest
+
+from cxrbench.cli import main
+from cxrbench.harness import ModelSpec, RunConfig, run_benchmark
+from cxrbench.merge import MergeError, merge_files
+from cxrbench.results import read_results
+
+
+def run(data, out, seeds, models=("majority",), **kw):
+    config = RunConfig(data_path=data, models=[ModelSpec(m) for m in models], seeds=list(seeds),
+                       out_dir=out, executor="inline", report=False, **kw)
+    return run_benchmark(config)[0]
+
+
+def test_merge_keeps_every_job_and_names_its_origin(synthetic_root, tmp_path):
+    a = run(synthetic_root, tmp_path / "a", seeds=(0, 1))
+    b = run(synthetic_root, tmp_path / "b", seeds=(1, 2))
+    merged = merge_files([a, b])
+    records = {r["job_id"]: r for r in merged["records"]}
+    assert sorted(records) == ["majority[seed=0]", "majority[seed=1]", "majority[seed=2]"]
+    assert records["majority[seed=0]"]["origin"]["file"] == str(a)
+    assert records["majority[seed=1]"]["origin"]["file"] == str(b)  # the later file wins
+    assert {"commit", "dirty"} <= set(records["majority[seed=2]"]["origin"])
+    assert [s["jobs"] for s in merged["run"]["sources"]] == [
+        ["majority[seed=0]"], ["majority[seed=1]", "majority[seed=2]"]]
+    assert merged["run"]["seeds"] == [0, 1, 2] and merged["run"]["suite"] == "merged"
+    assert "merged from 2 files" in merged["provenance"]["git"]["error"]
+
+
+def test_merge_refuses_another_split(synthetic_root, tmp_path):
+    a = run(synthetic_root, tmp_path / "a", seeds=(0,))
+    b = run(synthetic_root, tmp_path / "b", seeds=(0,), split_seed=1)
+    with pytest.raises(MergeError, match="differ in their split plan"):
+        merge_files([a, b])
+
+
+def test_merge_cli_writes_results_and_report(synthetic_root, tmp_path, capsys):
+    a = run(synthetic_root, tmp_path / "a", seeds=(0,))
+    b = run(synthetic_root, tmp_path / "b", seeds=(1,))
+    out = tmp_path / "m" / "results.json"
+    assert main(["merge", str(a), str(b), "-o", str(out)]) == 0
+    merged = read_results(out)
+    assert merged["summary"]["majority"]["n_ok"] == 2 and "statistics" in merged
+    html = (out.parent / "report.html").read_text()
+    assert "Merged by" in html and str(a) in html
+    assert main(["merge", str(a), str(b), "-o", str(out)]) == 2  # no silent overwrite
+    assert "--overwrite" in capsys.readouterr().err
+    json.loads(out.read_text())  # still intact
+
+
+def test_merge_cli_names_a_damaged_input(synthetic_root, tmp_path, capsys):
+    a = run(synthetic_root, tmp_path / "a", seeds=(0,))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert main(["merge", str(a), str(bad), "-o", str(tmp_path / "m.json")]) == 2
+    assert "bad.json is not valid JSON" in capsys.readouterr().err
