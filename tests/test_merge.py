@@ -47,6 +47,7 @@ def test_merge_cli_writes_results_and_report(synthetic_root, tmp_path, capsys):
     assert merged["summary"]["majority"]["n_ok"] == 2 and "statistics" in merged
     html = (out.parent / "report.html").read_text()
     assert "Merged by" in html and str(a) in html
+    assert "<dt>Code</dt><dd>merged from 2 files" in html
     assert main(["merge", str(a), str(b), "-o", str(out)]) == 2  # no silent overwrite
     assert "--overwrite" in capsys.readouterr().err
     json.loads(out.read_text())  # still intact
