@@ -10,7 +10,6 @@ atomic). ``resume=True`` skips finished jobs.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import signal
 import sys
 import threading
@@ -25,7 +24,7 @@ from cxrbench import __version__
 from cxrbench.data import DataError, Dataset, ImageCache, default_cache_dir, load_dataset
 from cxrbench.executors import ExecutorError, make_executor
 from cxrbench.jobs import Job
-from cxrbench.provenance import collect_provenance, git_info
+from cxrbench.provenance import collect_provenance, git_info, utc_now
 from cxrbench.registry import get_card, model_source
 from cxrbench.results import ResultsError, read_results, write_results
 from cxrbench.splits import SplitPlan, make_split_plan
@@ -173,10 +172,6 @@ def build_jobs(config: RunConfig, dataset: Dataset, plan: SplitPlan, plan_path: 
     ]
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
 def _start_results(config: RunConfig, dataset: Dataset, plan: SplitPlan,
                    failed: set[str]) -> dict[str, Any]:
     provenance = collect_provenance()
@@ -199,7 +194,7 @@ def _start_results(config: RunConfig, dataset: Dataset, plan: SplitPlan,
             "suite": config.suite,
             "executor": config.executor,
             "status": "running",
-            "started": _now(),
+            "started": utc_now(),
             "finished": None,
         },
         "provenance": provenance,
@@ -274,7 +269,7 @@ def run_benchmark(
         results = _resume_results(results_path, dataset, plan)
         results["run"]["status"] = "running"
         # The commit may have moved since the file was started: say which jobs ran at which.
-        session = {"started": _now(), "git": git_info(), "jobs": []}
+        session = {"started": utc_now(), "git": git_info(), "jobs": []}
         results["run"].setdefault("resumed", []).append(session)
     else:
         results = _start_results(config, dataset, plan, failed)
@@ -308,7 +303,7 @@ def run_benchmark(
         write_results(results_path, results)
         raise RunError(f"{err} ({len(results['records'])} record(s) kept in {results_path}; "
                        "rerun with --resume once fixed)") from err
-    results["run"]["finished"] = _now()
+    results["run"]["finished"] = utc_now()
     if session is not None:
         session["finished"] = results["run"]["finished"]
     write_results(results_path, results)

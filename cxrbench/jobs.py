@@ -7,7 +7,6 @@ it and get the same record. ``run_job`` does the scoring: the plugin only fits a
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
@@ -23,6 +22,7 @@ import psutil
 
 from cxrbench.metrics import compute_metrics, confusion_counts
 from cxrbench.plugin import ImageSet
+from cxrbench.provenance import utc_now
 from cxrbench.registry import create_model, get_card, import_model_source
 from cxrbench.thresholds import choose_threshold
 
@@ -123,10 +123,6 @@ def validate_probabilities(model: str, proba: np.ndarray, n: int, split: str) ->
     return proba
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
 def base_record(job: Job) -> dict[str, Any]:
     import_model_source(job.model, job.plugin_source)
     card = get_card(job.model)
@@ -142,7 +138,7 @@ def base_record(job: Job) -> dict[str, Any]:
         "image_size": job.image_size,
         "channels": job.channels,
         "threshold_rule": job.threshold_rule,
-        "started": _now(),
+        "started": utc_now(),
     }
 
 
@@ -151,7 +147,7 @@ def error_record(job: Job, kind: str, message: str, tb: str | None = None) -> di
     record = base_record(job)
     record["status"] = "timeout" if kind == "timeout" else "error"
     record["error"] = {"type": kind, "message": message, "traceback": tb}
-    record["finished"] = _now()
+    record["finished"] = utc_now()
     return record
 
 
@@ -238,5 +234,5 @@ def run_job(job: Job) -> dict[str, Any]:
             "message": str(err) or repr(err),
             "traceback": traceback.format_exc(limit=20),
         }
-    record["finished"] = _now()
+    record["finished"] = utc_now()
     return record

@@ -11,10 +11,10 @@ commit it ran at, so a merged file never hides which code made which number.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from cxrbench.provenance import utc_now
 from cxrbench.results import ResultsError, read_results
 
 
@@ -64,8 +64,7 @@ def merge_results(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         git = results["provenance"].get("git") or {}
         sources.append({"file": name, "git_commit": git.get("commit"), "dirty": git.get("dirty"),
                         "started": results["run"].get("started"),
-                        "cpu_model": results["provenance"].get("cpu_model"),
-                        "jobs": [r["job_id"] for r in results["records"]]})
+                        "cpu_model": results["provenance"].get("cpu_model")})
         for record in results["records"]:
             previous = kept.get(record["job_id"])
             if previous is not None and previous["status"] == "ok" and record["status"] != "ok":
@@ -73,7 +72,7 @@ def merge_results(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             record = copy.deepcopy(record)
             record["origin"] = {"file": name, **record_git(results, record)}
             kept[record["job_id"]] = record
-    for source in sources:  # after replacement: the jobs each file still contributes
+    for source in sources:  # the jobs each file still contributes after replacement
         source["jobs"] = [j for j, r in kept.items() if r["origin"]["file"] == source["file"]]
 
     merged = copy.deepcopy(parts[-1][1])
@@ -94,7 +93,7 @@ def merge_results(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         "status": "complete" if all(r.get("status") == "complete" for r in runs) else "interrupted",
         "started": min((r.get("started") or "") for r in runs) or None,
         "finished": max((r.get("finished") or "") for r in runs) or None,
-        "merged": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "merged": utc_now(),
         "note": (f"Merged by `cxrbench merge` from {len(parts)} results files with the same data "
                  f"hash and split plan; {len(records)} records from {len(commits)} "
                  "commit(s). run.sources lists the files; each record's origin its commit."),

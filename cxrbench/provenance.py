@@ -21,6 +21,11 @@ TRACKED_PACKAGES = (
 )
 
 
+def utc_now() -> str:
+    """The current UTC time to the second, ISO 8601: every timestamp cxrbench writes."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in TRACKED_PACKAGES:
@@ -90,5 +95,5 @@ def collect_provenance() -> dict[str, Any]:
         "cpu_model": cpu_model(),
         "backend": keras_backend_name(),
         "device": f"gpu: {', '.join(gpus)}" if gpus else "cpu",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "date": utc_now(),
     }

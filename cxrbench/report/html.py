@@ -8,13 +8,13 @@ the HTML file.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from cxrbench.provenance import utc_now
 from cxrbench.report import charts, context, figures
 from cxrbench.report.gallery import TOP_MODELS, build_gallery
 from cxrbench.report.svg import palette
@@ -116,7 +116,7 @@ def report_context(results: dict[str, Any], data_root: str | Path | None = None
         "audit": results.get("data_audit"),
         "weights": context.weights_rows(results),
         "failures": [r for r in results.get("records", []) if r["status"] != "ok"],
-        "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "generated": utc_now(),
     }
 
 
