@@ -34,9 +34,10 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from cxrbench.harness import ModelSpec, RunConfig, run_benchmark  # noqa: E402
-from cxrbench.plugin import ImageSet, ModelCard, Plugin  # noqa: E402
-from cxrbench.registry import list_models, register_model  # noqa: E402
+from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin  # noqa: E402
+from cxrbench.plugins.registry import list_models, register_model  # noqa: E402
+from cxrbench.run.config import ModelSpec, RunConfig  # noqa: E402
+from cxrbench.run.harness import run_benchmark  # noqa: E402
 
 WORKERS = 2
 GROUP = "executors: classical jobs, 1 process vs 2-worker LocalCluster"
@@ -128,7 +129,7 @@ def test_executor(benchmark, name, bench_data, warm_images, tmp_path):
 
 
 def test_cluster_start_and_stop(benchmark):
-    from cxrbench.dask_executor import DaskExecutor
+    from cxrbench.run.executors.dask import DaskExecutor
 
     def start_stop() -> None:
         with DaskExecutor(n_workers=WORKERS)._client():

@@ -1,7 +1,7 @@
 """Feature extraction speed: parallel vs a single-process loop, and the feature cache.
 
 - HOG (16 px cells, 128 px) of the full real training set, side by side in the same run: the
-  plain single-process loop, then ``cxrbench.features.extract`` with worker processes over
+  plain single-process loop, then ``cxrbench.plugins.features.extract`` with worker processes over
   batches. Target: the parallel path is at least 1.7x faster on 2 cores.
 - ``hog_svm`` fitted twice on the harness's split, first with a cold feature cache, then warm.
   Target: the warm fit spends under 10 % of the cold fit's feature-extraction time extracting
@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cxrbench.features import HOGExtractor, default_n_jobs, extract
-from cxrbench.plugin import ImageSet
+from cxrbench.cores import usable_cores
+from cxrbench.plugins.contract import ImageSet
+from cxrbench.plugins.features import HOGExtractor, extract
 
 SIZE = 128
 HOG = HOGExtractor(cell=16)
@@ -46,7 +47,7 @@ def _cpu_seconds() -> float:
 
 
 def _machine(extra: dict[str, Any]) -> None:
-    extra["n_jobs"] = default_n_jobs()
+    extra["n_jobs"] = usable_cores()
     extra["load_average_1min_at_start"] = round(os.getloadavg()[0], 2)
 
 
@@ -95,13 +96,13 @@ def test_hog_parallel(benchmark, train_images):
     speedup = _measured["single"] / parallel
     benchmark.extra_info["speedup_vs_single_process"] = round(speedup, 2)
     print(f"\nHOG of {len(train_images)} images: single process {_measured['single']:.1f} s, "
-          f"parallel ({default_n_jobs()} workers) {parallel:.1f} s, speed-up {speedup:.2f}x, "
+          f"parallel ({usable_cores()} workers) {parallel:.1f} s, speed-up {speedup:.2f}x, "
           f"load average {benchmark.extra_info['load_average_1min_at_start']}")
-    if default_n_jobs() < 2:
+    if usable_cores() < 2:
         pytest.skip("one usable core: no parallel speed-up to expect")
     assert speedup >= MIN_SPEEDUP, (
         f"parallel HOG is only {speedup:.2f}x faster than a single-process loop on "
-        f"{default_n_jobs()} cores (target {MIN_SPEEDUP}x); is the machine busy?")
+        f"{usable_cores()} cores (target {MIN_SPEEDUP}x); is the machine busy?")
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ def harness_split(real_dataset: Any, bench_cache_dir: Path) -> tuple[ImageSet, I
 
 def test_hog_svm_warm_rerun_reads_its_features(benchmark, harness_split, tmp_path,
                                                monkeypatch):
-    from cxrbench.registry import create_model
+    from cxrbench.plugins.registry import create_model
 
     monkeypatch.setenv("CXRBENCH_CACHE_DIR", str(tmp_path / "features-cold"))
     train, val = harness_split
@@ -144,5 +145,5 @@ def test_hog_svm_warm_rerun_reads_its_features(benchmark, harness_split, tmp_pat
     assert warm_feat["cache_misses"] == 0
     assert ratio < 0.10
     np.testing.assert_allclose(cold.predict_proba(val), warm.predict_proba(val))
-    if os.getloadavg()[0] < default_n_jobs():  # only a quiet machine can judge the budget
+    if os.getloadavg()[0] < usable_cores():  # only a quiet machine can judge the budget
         assert cold_fit_s < 120, f"cold hog_svm fit took {cold_fit_s:.0f} s (budget 120 s)"

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cxrbench.plugin import ImageSet, Plugin
+from cxrbench.plugins.contract import ImageSet, Plugin
 from cxrbench.plugins.keras_common import KerasPlugin
-from cxrbench.registry import create_model, get_model_class, list_models
+from cxrbench.plugins.registry import create_model, get_model_class, list_models
 
 pytest.importorskip("keras")
 

@@ -56,7 +56,7 @@ class SplitPlan:
         return data
 
     def save(self, path: str | Path) -> Path:
-        from cxrbench.results import atomic_write_text
+        from cxrbench.files import atomic_write_text
 
         return atomic_write_text(Path(path), json.dumps(self.to_json(), indent=1))
 

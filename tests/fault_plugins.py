@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from cxrbench import registry
-from cxrbench.plugin import ImageSet, ModelCard, Plugin
-from cxrbench.registry import register_model
+from cxrbench.plugins import registry
+from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin
+from cxrbench.plugins.registry import register_model
 
 
 def _card(name: str, description: str) -> ModelCard:

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from cxrbench import registry
-from cxrbench.metrics import compute_metrics, confusion_counts
-from cxrbench.plugin import ImageSet, ModelCard, Plugin
-from cxrbench.results import summarize
-from cxrbench.thresholds import choose_threshold
+from cxrbench.plugins import registry
+from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin
+from cxrbench.results.io import summarize
+from cxrbench.scoring.metrics import compute_metrics, confusion_counts
+from cxrbench.scoring.thresholds import choose_threshold
 
 TEST_PLUGIN = "test_intensity_sgd"
 
@@ -191,8 +191,9 @@ def registered_test_plugin() -> Iterator[str]:
 def real_run_results(out: Path, models: list[str]) -> tuple[dict[str, Any], Path]:
     """A small real run on generated synthetic data (inline executor): results and data root."""
     from cxrbench.data import make_synthetic_dataset
-    from cxrbench.harness import ModelSpec, RunConfig, run_benchmark
-    from cxrbench.results import read_results
+    from cxrbench.results.io import read_results
+    from cxrbench.run.config import ModelSpec, RunConfig
+    from cxrbench.run.harness import run_benchmark
 
     data = make_synthetic_dataset(out / "data", n_train=(30, 30), n_test=(16, 16), size=64)
     config = RunConfig(data_path=data, models=[ModelSpec(m) for m in models], seeds=[0],

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from cxrbench.plugin import ImageSet
 from cxrbench.plugins.classical import (
     grouped_folds,
     grouped_subsample,
     one_standard_error_choice,
     scaled_cell,
 )
-from cxrbench.registry import create_model, get_card, list_models
-from cxrbench.testing import make_check_data
+from cxrbench.plugins.conformance import make_check_data
+from cxrbench.plugins.contract import ImageSet
+from cxrbench.plugins.registry import create_model, get_card, list_models
 
 CLASSICAL = ["hog_svm", "hog_xgboost", "pixels_logreg", "hog_mlp"]
 FAST = {"hog_xgboost": {"n_estimators": 60, "n_jobs": 1}, "hog_mlp": {"max_epochs": 10}}
@@ -45,7 +45,7 @@ def test_all_registered_with_complete_cards():
 
 
 def test_listing_models_does_not_import_xgboost_or_sklearn_estimators():
-    code = ("import sys; from cxrbench.registry import list_models; list_models(); "
+    code = ("import sys; from cxrbench.plugins.registry import list_models; list_models(); "
             "print(','.join(m for m in ('xgboost', 'sklearn.svm', 'tensorflow') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from cxrbench.cli import main
-from cxrbench.compare import (
+from cxrbench.results.io import write_results
+from cxrbench.results.regression import (
     CompareError,
     Tolerance,
     compare_metric,
@@ -19,8 +20,7 @@ from cxrbench.compare import (
     default_tolerances,
     parse_fail_on,
 )
-from cxrbench.metrics import compute_metrics
-from cxrbench.results import write_results
+from cxrbench.scoring.metrics import compute_metrics
 
 SCORES = {"roc_auc": 0.90, "pr_auc": 0.92, "accuracy": 0.85, "balanced_accuracy": 0.84,
           "precision": 0.86, "recall": 0.90, "specificity": 0.78, "f1": 0.88, "brier": 0.10}
@@ -286,7 +286,8 @@ def test_cli_exit_codes_markdown_and_json(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory, synthetic_root) -> Path:
     """A results file from a real (tiny) harness run on synthetic data, inline."""
-    from cxrbench.harness import ModelSpec, RunConfig, run_benchmark
+    from cxrbench.run.config import ModelSpec, RunConfig
+    from cxrbench.run.harness import run_benchmark
 
     out = tmp_path_factory.mktemp("run")
     config = RunConfig(data_path=synthetic_root, models=[ModelSpec("majority")], seeds=[0, 1],

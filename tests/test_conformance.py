@@ -11,9 +11,9 @@ import os
 import numpy as np
 import pytest
 
-from cxrbench.plugin import ImageSet, ModelCard, Plugin
-from cxrbench.registry import list_models
-from cxrbench.testing import check_plugin, parametrize_with_checks, resolve_plugin
+from cxrbench.plugins.conformance import check_plugin, parametrize_with_checks, resolve_plugin
+from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin
+from cxrbench.plugins.registry import list_models
 
 SMALL_INPUT = 32
 

@@ -14,10 +14,11 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from cxrbench.cli import main  # noqa: E402
-from cxrbench.dask_executor import DaskExecutor, _localize, wants_accelerator  # noqa: E402
-from cxrbench.harness import ModelSpec, RunConfig, run_benchmark  # noqa: E402
-from cxrbench.jobs import Job  # noqa: E402
-from cxrbench.registry import list_models  # noqa: E402
+from cxrbench.plugins.registry import list_models  # noqa: E402
+from cxrbench.run.config import ModelSpec, RunConfig  # noqa: E402
+from cxrbench.run.executors.dask import DaskExecutor, _localize, wants_accelerator  # noqa: E402
+from cxrbench.run.harness import run_benchmark  # noqa: E402
+from cxrbench.run.jobs import Job  # noqa: E402
 
 # Fast deterministic plugins: the classical ones, or the majority floor until they exist.
 DETERMINISTIC = [m for m in ("pixels_logreg", "hog_svm") if m in list_models()] or ["majority"]
@@ -127,7 +128,7 @@ def test_missing_gpu_resource_is_exit_2_not_a_hang(cluster, synthetic_root, tmp_
 
 @pytest.mark.slow
 def test_unreachable_scheduler_is_exit_2(synthetic_root, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("cxrbench.dask_executor.CONNECT_TIMEOUT_S", 2)
+    monkeypatch.setattr("cxrbench.run.executors.dask.CONNECT_TIMEOUT_S", 2)
     code = main(["run", "--data", str(synthetic_root), "--out", str(tmp_path), "--no-report",
                  "--models", "majority", "--executor", "dask", "--scheduler",
                  "tcp://127.0.0.1:9"])
@@ -150,7 +151,7 @@ def test_split_plan_travels_to_workers_without_a_shared_file_system(tmp_path):
 
 
 def test_progress_counts_done_running_and_failed():
-    from cxrbench.dask_executor import _Progress
+    from cxrbench.run.executors.dask import _Progress
 
     progress = _Progress(3, enabled=False)
     for job in ("a", "b"):

@@ -91,7 +91,7 @@ def test_content_hashes_are_cached_and_refreshed(synthetic_root: Path, tmp_path:
     def no_hashing(path: str) -> str:
         raise AssertionError(f"re-hashed {path}")
 
-    monkeypatch.setattr(cache_mod, "_sha256_file", no_hashing)
+    monkeypatch.setattr(cache_mod, "sha256_file", no_hashing)
     assert load_dataset(root).data_hash == first.data_hash  # warm: nothing re-hashed
     monkeypatch.undo()
     _img(root / first.records["record_id"].iloc[3], value=3, size=(20, 20))

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cxrbench.plugin import ImageSet, Plugin
+from cxrbench.plugins.contract import ImageSet, Plugin
 from cxrbench.plugins.keras_common import KerasPlugin
-from cxrbench.registry import create_model, get_model_class, list_models, register_model
+from cxrbench.plugins.registry import create_model, get_model_class, list_models, register_model
 
 keras = pytest.importorskip("keras")
 
@@ -70,8 +70,8 @@ def test_the_deep_families_are_registered() -> None:
 
 
 def test_listing_models_does_not_import_a_framework() -> None:
-    code = ("import sys; from cxrbench.registry import list_models; list_models(); "
-            "import cxrbench.plugins.keras_common, cxrbench.weights; "
+    code = ("import sys; from cxrbench.plugins.registry import list_models; list_models(); "
+            "import cxrbench.plugins.keras_common, cxrbench.plugins.weights; "
             "bad = [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -157,7 +157,7 @@ def test_strong_cnn_augmentation_never_flips() -> None:
 
 
 def test_unknown_backbone_suggests_close_names() -> None:
-    from cxrbench.plugin import PluginError
+    from cxrbench.plugins.contract import PluginError
 
     train, val, _ = data("transfer")
     plugin = create_model("transfer", backbone="MobileNetV4", alpha=None, **TINY_TRANSFER)
@@ -205,7 +205,7 @@ def test_make_transfer_plugin_sets_defaults() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["transfer_mobilenetv2", "transfer_mobilenet"])
 def test_imagenet_weights_load_from_the_weights_dir(name: str) -> None:
-    from cxrbench.weights import weights_dir
+    from cxrbench.plugins.weights import weights_dir
 
     folder = weights_dir()
     if folder is None:

@@ -10,8 +10,8 @@ example = pytest.importorskip(
     reason="example plugin not installed: pip install -e examples/cxrbench-example-plugin",
 )
 
-from cxrbench.registry import create_model, get_model_class, list_models, model_source  # noqa: E402
-from cxrbench.testing import check_plugin, make_check_data  # noqa: E402
+from cxrbench.plugins.conformance import check_plugin, make_check_data  # noqa: E402
+from cxrbench.plugins.registry import create_model, get_model_class, list_models, model_source  # noqa: E402
 
 
 def test_listed_through_its_entry_point():

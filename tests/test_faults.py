@@ -23,9 +23,8 @@ import pytest
 
 from cxrbench.cli import main
 from cxrbench.cli.run import parse_timeouts
-from cxrbench.harness import (
-    ModelSpec,
-    RunConfig,
+from cxrbench.run.config import ModelSpec, RunConfig
+from cxrbench.run.harness import (
     RunTerminated,
     interrupted_exit_code,
     run_benchmark,
@@ -178,7 +177,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(faults, synthetic_root,
 @pytest.mark.slow
 def test_job_process_exits_when_its_parent_is_killed(tmp_path):
     """The watchdog in every job process: an orphan of a SIGKILLed run must not burn CPU."""
-    child_code = ("import sys, time; from cxrbench.executors import _exit_with_parent; "
+    child_code = ("import sys, time; from cxrbench.run.executors.local import _exit_with_parent; "
                   "_exit_with_parent(int(sys.argv[1]), 0.1); print('ready', flush=True); "
                   "time.sleep(120)")
     parent_code = ("import os, subprocess, sys, time; "

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from skimage.feature import hog
 
-from cxrbench import features
-from cxrbench.features import (
+from cxrbench.plugins import features
+from cxrbench.plugins.conformance import make_check_data
+from cxrbench.plugins.contract import ImageSet
+from cxrbench.plugins.features import (
     ExtractionStats,
     FeatureExtractor,
     GLCMExtractor,
@@ -24,8 +26,6 @@ from cxrbench.features import (
     feature_cache_dir,
     to_gray,
 )
-from cxrbench.plugin import ImageSet
-from cxrbench.testing import make_check_data
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cxrbench.harness import ModelSpec, RunConfig, RunError, run_benchmark
-from cxrbench.results import read_results
+from cxrbench.results.io import read_results
+from cxrbench.run.config import ModelSpec, RunConfig
+from cxrbench.run.harness import RunError, run_benchmark
 
 
 def config(data, out, models=("majority",), seeds=(0,), executor="inline", **kw):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxrbench.plugin import ImageSet
+from cxrbench.plugins.contract import ImageSet
 
 keras = pytest.importorskip("keras")
 

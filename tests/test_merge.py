@@ -5,9 +5,10 @@ import json
 import pytest
 
 from cxrbench.cli import main
-from cxrbench.harness import ModelSpec, RunConfig, run_benchmark
-from cxrbench.merge import MergeError, merge_files
-from cxrbench.results import read_results
+from cxrbench.results.io import read_results
+from cxrbench.results.merge import MergeError, merge_files
+from cxrbench.run.config import ModelSpec, RunConfig
+from cxrbench.run.harness import run_benchmark
 
 
 def run(data, out, seeds, models=("majority",), **kw):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from cxrbench.metrics import METRICS, compute_metrics, higher_is_better
-from cxrbench.thresholds import choose_threshold, parse_rule
+from cxrbench.scoring.metrics import METRICS, compute_metrics, higher_is_better
+from cxrbench.scoring.thresholds import choose_threshold, parse_rule
 
 
 def test_metrics_at_threshold_match_hand_counts():

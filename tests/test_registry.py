@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from cxrbench.plugin import ImageSet, ModelCard, Plugin
-from cxrbench.registry import (
+from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin
+from cxrbench.plugins.registry import (
     UnknownModelError,
     create_model,
     expand_model_patterns,
@@ -58,7 +58,7 @@ def test_create_model_rejects_unknown_params():
 
 def test_listing_models_does_not_import_tensorflow():
     code = (
-        "import sys; from cxrbench.registry import list_models; names = list_models(); "
+        "import sys; from cxrbench.plugins.registry import list_models; names = list_models(); "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'; "
         "print(len(names))"
     )

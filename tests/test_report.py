@@ -17,10 +17,10 @@ from report_helpers import (
 )
 
 from cxrbench.report import render_report
-from cxrbench.report.charts import pareto_front
+from cxrbench.report.cost_figures import pareto_front
 from cxrbench.report.svg import clean_svg
 from cxrbench.report.tables import leaderboard_markdown
-from cxrbench.results import leaderboard, summarize, write_results
+from cxrbench.results.io import leaderboard, summarize, write_results
 
 FIGURES = ("figure-curves", "figure-confusion", "figure-reliability", "figure-training",
            "figure-cost")

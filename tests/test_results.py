@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from cxrbench.results import ResultsError, read_results, summarize, write_results
+from cxrbench.results.io import ResultsError, read_results, summarize, write_results
 
 
 def minimal_results(records):

@@ -11,8 +11,8 @@ from report_helpers import fake_results
 from scipy.stats import binomtest, norm
 
 import cxrbench.stats.compute as compute_module
-from cxrbench.metrics import METRICS, compute_metrics
-from cxrbench.results import load, write_results
+from cxrbench.results.io import load, write_results
+from cxrbench.scoring.metrics import METRICS, compute_metrics
 from cxrbench.stats import (
     compute_statistics,
     delong_components,

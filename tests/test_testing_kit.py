@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from cxrbench import registry
 from cxrbench.cli import main
-from cxrbench.plugin import ImageSet, ModelCard, Plugin
-from cxrbench.testing import (
+from cxrbench.plugins import registry
+from cxrbench.plugins.conformance import (
     CHECKS,
     CHECKS_BY_NAME,
     CheckResult,
@@ -20,6 +19,7 @@ from cxrbench.testing import (
     parametrize_with_checks,
     resolve_plugin,
 )
+from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin
 
 CARD = dict(family="baseline", framework="numpy", description="kit test plugin",
             input_size=24, channels=1, requires=("numpy",), reference="tests")
@@ -138,7 +138,7 @@ def test_small_mode_and_fast_params():
 
 
 def test_checks_use_the_requested_image_size():
-    from cxrbench.testing import check_data_for
+    from cxrbench.plugins.conformance import check_data_for
 
     assert check_data_for(Good(), 16).train.images.shape[1:] == (16, 16, 1)
     assert check_data_for(Good(input_size=20)).train.images.shape[1] == 20

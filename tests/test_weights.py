@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cxrbench import weights as w
+from cxrbench.plugins import weights as w
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ A plugin declares checks it is known to fail in its card:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "check", help="check that model plugins honour the plugin contract",
-        description="Run the conformance checks (cxrbench.testing) on registered plugins, on a "
-                    "tiny synthetic data set.",
+        description="Run the conformance checks (cxrbench.plugins.conformance) on "
+                    "registered plugins, on a tiny synthetic data set.",
         epilog=EXAMPLES, formatter_class=Formatter,
     )
     p.add_argument("models", nargs="+", metavar="NAME",
@@ -43,8 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cxrbench.registry import UnknownModelError, expand_model_patterns
-    from cxrbench.testing import CHECKS_BY_NAME, check_plugin, format_results
+    from cxrbench.plugins.conformance import CHECKS_BY_NAME, check_plugin, format_results
+    from cxrbench.plugins.registry import UnknownModelError, expand_model_patterns
 
     try:
         names = expand_model_patterns(",".join(args.models))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrbench.cli.common import Formatter, fail
-from cxrbench.metrics import TIMING_DIRECTIONS
+from cxrbench.scoring.metrics import TIMING_DIRECTIONS
 
 EXAMPLES = """examples:
   cxrbench compare results/baseline.json out/results.json
@@ -156,8 +156,8 @@ def print_terminal(comparison: Any, file: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cxrbench.compare import CompareError, compare_files, parse_fail_on
-    from cxrbench.results import ResultsError
+    from cxrbench.results.io import ResultsError
+    from cxrbench.results.regression import CompareError, compare_files, parse_fail_on
 
     try:
         comparison = compare_files(

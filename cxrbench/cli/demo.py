@@ -25,9 +25,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cxrbench.data import make_synthetic_dataset
-    from cxrbench.harness import ModelSpec, RunConfig, RunError, run_benchmark
-    from cxrbench.registry import UnknownModelError, expand_model_patterns
-    from cxrbench.suite import load_suite
+    from cxrbench.plugins.registry import UnknownModelError, expand_model_patterns
+    from cxrbench.run.config import ModelSpec, RunConfig
+    from cxrbench.run.harness import RunError, run_benchmark
+    from cxrbench.run.suites import load_suite
 
     out = Path(args.out)
     suite = load_suite("demo")

@@ -28,8 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cxrbench.merge import MergeError, merge_files
-    from cxrbench.results import write_results
+    from cxrbench.results.io import write_results
+    from cxrbench.results.merge import MergeError, merge_files
 
     output = Path(args.output)
     if output.exists() and not args.overwrite:

@@ -7,7 +7,7 @@ import dataclasses
 import json
 
 from cxrbench.cli.common import Formatter
-from cxrbench.registry import get_card, list_models, model_source
+from cxrbench.plugins.registry import get_card, list_models, model_source
 
 EXAMPLES = """examples:
   cxrbench models

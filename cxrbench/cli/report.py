@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cxrbench.report import render_report
-    from cxrbench.results import ResultsError, read_results
+    from cxrbench.results.io import ResultsError, read_results
 
     try:
         results = read_results(args.results)

@@ -135,9 +135,9 @@ def executor_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    from cxrbench.harness import ModelSpec, RunConfig
-    from cxrbench.registry import expand_model_patterns
-    from cxrbench.suite import load_suite
+    from cxrbench.plugins.registry import expand_model_patterns
+    from cxrbench.run.config import ModelSpec, RunConfig
+    from cxrbench.run.suites import load_suite
 
     data = resolve_data(args.data)
     if data is None:
@@ -183,9 +183,9 @@ def build_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cxrbench.harness import RunError, interrupted_exit_code, run_benchmark
-    from cxrbench.registry import UnknownModelError
-    from cxrbench.suite import SuiteError
+    from cxrbench.plugins.registry import UnknownModelError
+    from cxrbench.run.harness import RunError, interrupted_exit_code, run_benchmark
+    from cxrbench.run.suites import SuiteError
 
     try:
         config = build_config(args)

@@ -8,10 +8,10 @@ that span labels are contradictory labels.
 
 from __future__ import annotations
 
-import os
 from collections import Counter, defaultdict
 from typing import Any
 
+from cxrbench.cores import usable_cores
 from cxrbench.data.cache import run_chunks, split_chunks
 from cxrbench.data.decode import ImageDecodeError, load_native, pixel_hash
 from cxrbench.data.records import CLASS_NAMES, Dataset
@@ -41,7 +41,7 @@ def audit_dataset(dataset: Dataset, workers: int | None = None,
                   progress: bool = False) -> dict[str, Any]:
     """A JSON-serialisable report on ``dataset`` (see ``format_audit`` for a text summary)."""
     rec = dataset.records
-    workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+    workers = max(1, workers if workers is not None else usable_cores())
     items = list(enumerate(rec["path"].astype(str)))
     info: dict[int, dict[str, Any]] = {}
     n_workers = 1 if len(items) < 32 else workers

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 import multiprocessing
 import os
@@ -34,8 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cxrbench.cores import usable_cores
 from cxrbench.data.decode import DECODER_VERSION, ImageDecodeError, decode_image
 from cxrbench.data.records import DataError
+from cxrbench.files import atomic_write_json, file_lock, read_json, sha256_file, temporary_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,57 +54,7 @@ def default_cache_dir() -> Path:
     return base / "cxrbench"
 
 
-# ---------------------------------------------------------------- atomic files and locking
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write JSON to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
-        tmp.write_text(json.dumps(obj, separators=(",", ":")))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):  # unreadable index: start afresh (it is only a cache)
-        return None
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (POSIX); a no-op where fcntl does not exist."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: atomic replace still prevents torn files
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 # ---------------------------------------------------------------- content hashes of files
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def hash_files(paths: Sequence[str], *, key: str, cache_dir: str | Path | None = None) -> list[str]:
     """sha256 of each file's bytes, remembered by (absolute path, size, mtime_ns).
 
@@ -113,7 +64,7 @@ def hash_files(paths: Sequence[str], *, key: str, cache_dir: str | Path | None =
     index_path = Path(cache_dir or default_cache_dir()) / "hashes" / (
         hashlib.sha256(key.encode()).hexdigest()[:24] + ".json"
     )
-    known: dict[str, list[Any]] = (_read_json(index_path) or {}).get("files", {})
+    known: dict[str, list[Any]] = (read_json(index_path) or {}).get("files", {})
     stats = [os.stat(p) for p in paths]
     out: list[str | None] = []
     misses: list[int] = []
@@ -125,9 +76,9 @@ def hash_files(paths: Sequence[str], *, key: str, cache_dir: str | Path | None =
             out.append(None)
             misses.append(i)
     if misses:
-        n_threads = min(16, 4 * (os.cpu_count() or 1), len(misses))
+        n_threads = min(16, 4 * usable_cores(), len(misses))
         with ThreadPoolExecutor(max_workers=n_threads) as pool:
-            for i, digest in zip(misses, pool.map(_sha256_file, [paths[i] for i in misses]),
+            for i, digest in zip(misses, pool.map(sha256_file, [paths[i] for i in misses]),
                                  strict=True):
                 out[i] = digest
         files = {p: [st.st_size, st.st_mtime_ns, h]
@@ -247,7 +198,7 @@ class ImageCache:
         return self._dir(size, channels) / f"index-d{DECODER_VERSION}.json"
 
     def _read_index(self, size: int, channels: int) -> dict[str, Any]:
-        index = _read_json(self._index_path(size, channels)) or {}
+        index = read_json(self._index_path(size, channels)) or {}
         shards = {name: hashes for name, hashes in index.get("shards", {}).items()
                   if (self._dir(size, channels) / name).exists()}
         return {"shards": shards, "failed": index.get("failed", {})}
@@ -267,7 +218,7 @@ class ImageCache:
                             "build it with cxrbench.data.load_dataset")
         if channels not in (1, 3) or size < 1:
             raise ValueError(f"need size >= 1 and channels 1 or 3, got {size}, {channels}")
-        workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+        workers = max(1, workers if workers is not None else usable_cores())
         ids = records["record_id"].astype(str).to_numpy()
         paths = records["path"].astype(str).to_numpy()
         hashes = records["content_hash"].astype(str).to_numpy()
@@ -304,7 +255,7 @@ class ImageCache:
                 first[h] = len(unique)
                 unique.append((h, p))
         name = f"d{DECODER_VERSION}-{uuid.uuid4().hex[:16]}.npy"
-        tmp = _tmp_name(folder / name)
+        tmp = temporary_path(folder / name)
         try:
             mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                            shape=(len(unique), size, size, channels))
@@ -325,8 +276,8 @@ class ImageCache:
                 tmp = _reorder(tmp, order, (size, size, channels))
             if shard_hashes:
                 os.replace(tmp, folder / name)
-            with _locked(folder / ".lock"):
-                raw = _read_json(self._index_path(size, channels)) or {}
+            with file_lock(folder / ".lock"):
+                raw = read_json(self._index_path(size, channels)) or {}
                 shards = raw.get("shards", {})
                 if shard_hashes:
                     shards[name] = shard_hashes
@@ -374,7 +325,7 @@ def _where(index: dict[str, Any]) -> dict[str, tuple[str, int]]:
 
 def _reorder(tmp: Path, order: list[int], shape: tuple[int, int, int]) -> Path:
     """A new temporary shard holding rows ``order`` of ``tmp`` (drops failures, repeats dups)."""
-    new = _tmp_name(tmp)
+    new = temporary_path(tmp)
     if order:
         src = np.load(tmp, mmap_mode="r")
         dst = np.lib.format.open_memmap(new, mode="w+", dtype=np.uint8,

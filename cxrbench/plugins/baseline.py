@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cxrbench.plugin import ImageSet, ModelCard, Plugin
-from cxrbench.registry import register_model
+from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin
+from cxrbench.plugins.registry import register_model
 
 
 @register_model

@@ -8,7 +8,7 @@
   the real pipelines.
 - ``hog_mlp``: a small MLP on HOG features (family "mlp"), early stopping on validation.
 
-Features go through :func:`cxrbench.features.extract_cached`, so they are computed once per
+Features go through :func:`cxrbench.plugins.features.extract_cached`, so they are computed once per
 image, size and parameter set, in parallel, and reused by every later fit, seed and plugin.
 Heavy imports (scikit-learn estimators, XGBoost) happen inside methods: listing models stays
 cheap. Each plugin returns probabilities; the harness picks the threshold on validation.
@@ -22,18 +22,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cxrbench.features import (
+from cxrbench.cores import usable_cores
+from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin
+from cxrbench.plugins.features import (
     ExtractionStats,
     GLCMExtractor,
     HOGExtractor,
     IntensityExtractor,
     LBPExtractor,
     PixelsExtractor,
-    default_n_jobs,
     extract_cached,
 )
-from cxrbench.plugin import ImageSet, ModelCard, Plugin
-from cxrbench.registry import register_model
+from cxrbench.plugins.registry import register_model
 
 DALAL_TRIGGS = "Dalal & Triggs, Histograms of oriented gradients for human detection, CVPR 2005"
 
@@ -168,7 +168,7 @@ def grid_search_svm(X: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, 
         if key not in kernels:
             kernels[key] = gram if cand["kernel"] == "linear" else np.exp(-g0 * key[1] * sq)
     tasks = [(i, f) for i in range(len(candidates)) for f in range(len(folds))]
-    aucs = Parallel(n_jobs=default_n_jobs(), prefer="threads")(
+    aucs = Parallel(n_jobs=usable_cores(), prefer="threads")(
         delayed(_precomputed_fold_auc)(
             kernels[(candidates[i]["kernel"], candidates[i]["gamma_factor"])], y, *folds[f],
             candidates[i]["C"])
@@ -281,7 +281,7 @@ class HogSVM(Plugin):
         folds = grouped_folds(y, np.asarray(train.groups), self.cv_folds, self.seed)
         if folds is not None:
             # Worker processes pay off only when each fold fit takes more than their start-up.
-            n_jobs = min(len(folds), default_n_jobs()) if len(y) >= 1000 else 1
+            n_jobs = min(len(folds), usable_cores()) if len(y) >= 1000 else 1
             oof = cross_val_predict(model, X, y, cv=folds, method="decision_function",
                                     n_jobs=n_jobs)
             oof_auc: float | None = round(_auc(y, oof), 5)
@@ -380,7 +380,7 @@ class HogXGBoost(Plugin):
     def _fit(self, train: ImageSet, val: ImageSet) -> None:
         from xgboost import XGBClassifier
 
-        n_jobs = self.n_jobs or default_n_jobs()
+        n_jobs = self.n_jobs or usable_cores()
         stats = ExtractionStats()
         X, blocks = texture_features(train, self.card.input_size, stats)
         y = np.asarray(train.labels)

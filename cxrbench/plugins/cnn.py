@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cxrbench.plugin import ModelCard
+from cxrbench.plugins.contract import ModelCard
 from cxrbench.plugins.keras_common import KerasPlugin, chest_augmentation, value_range
-from cxrbench.registry import register_model
+from cxrbench.plugins.registry import register_model
 
 
 @register_model

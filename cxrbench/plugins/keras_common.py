@@ -6,8 +6,8 @@ Keras is imported inside functions, never at module level: importing this module
 module) must not import TensorFlow, so that ``cxrbench models`` stays fast.
 
 - :func:`make_batches` streams ``(x, y, sample_weight)`` batches from the uint8 (often
-  memory-mapped) image array of an :class:`~cxrbench.plugin.ImageSet`, converting one batch at a
-  time: the data set is never copied to float32 as a whole.
+  memory-mapped) image array of an :class:`~cxrbench.plugins.contract.ImageSet`, converting
+  one batch at a time: the data set is never copied to float32 as a whole.
 - :func:`make_monitor` builds a ``ValAUCMonitor`` callback: validation ROC AUC after every
   epoch (sklearn), one progress line on stderr (epoch, loss, val AUC, lr, seconds), early
   stopping on it and a copy of the best weights; :func:`train_phase` runs ``model.fit`` with
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from cxrbench.plugin import ImageSet, Plugin, PluginError
+from cxrbench.plugins.contract import ImageSet, Plugin, PluginError
 
 # A per-batch transform of float32 images (n, h, w, c), e.g. scaling to [0, 1].
 Preprocess = Callable[[np.ndarray], np.ndarray]

@@ -4,7 +4,7 @@ Three ways to use a backbone:
 
 - ``transfer_mobilenetv2`` (MobileNetV2, alpha 0.35) and ``transfer_mobilenet`` (MobileNet v1,
   alpha 0.25): small backbones whose ImageNet weights work offline (found in
-  ``$CXRBENCH_WEIGHTS_DIR``, see :mod:`cxrbench.weights`).
+  ``$CXRBENCH_WEIGHTS_DIR``, see :mod:`cxrbench.plugins.weights`).
 - ``transfer`` with ``backbone="EfficientNetB0"`` (any ``keras.applications`` class name) and
   ``weights="imagenet"``: Keras downloads the weights on first use (needs a network).
   ``cxrbench run --models transfer --params backbone=ResNet50`` style overrides go here.
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from cxrbench.plugin import ModelCard, PluginError
+from cxrbench.plugins.contract import ModelCard, PluginError
 from cxrbench.plugins.keras_common import (
     KerasPlugin,
     Preprocess,
@@ -37,8 +37,8 @@ from cxrbench.plugins.keras_common import (
     train_phase,
     value_range,
 )
-from cxrbench.registry import register_model
-from cxrbench.weights import resolve_weights
+from cxrbench.plugins.registry import register_model
+from cxrbench.plugins.weights import resolve_weights
 
 TRANSFER_REFERENCE = ("Kermany et al., Cell 172(5), 2018 (transfer learning on these images); "
                       "Howard et al. 2017 (MobileNet); Sandler et al. 2018 (MobileNetV2)")

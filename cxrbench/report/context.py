@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from cxrbench.metrics import METRICS, TIMING_DIRECTIONS, higher_is_better
-from cxrbench.results import leaderboard
+from cxrbench.results.io import leaderboard
+from cxrbench.scoring.metrics import METRICS, TIMING_DIRECTIONS, higher_is_better
 
 # Leaderboard columns after the model name: (key, label, digits, shows an interval).
 LEADERBOARD_METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc",

@@ -14,12 +14,12 @@ from typing import Any
 
 import jinja2
 
+from cxrbench.files import atomic_write_text
 from cxrbench.provenance import utc_now
-from cxrbench.report import charts, context, figures
+from cxrbench.report import context, cost_figures, prediction_figures
 from cxrbench.report.gallery import TOP_MODELS, build_gallery
 from cxrbench.report.svg import palette
 from cxrbench.report.tables import write_tables
-from cxrbench.results import atomic_write_text
 
 
 def template_environment() -> jinja2.Environment:
@@ -78,15 +78,16 @@ def report_context(results: dict[str, Any], data_root: str | Path | None = None
     aucs = {r["model"]: r.get("roc_auc") for r in rows}
     colors = palette([r["model"] for r in rows if r["n_ok"]])  # same colour in every figure
     figs = {
-        "curves": (figures.roc_pr_figure(inputs["curves"], aucs, colors)
+        "curves": (prediction_figures.roc_pr_figure(inputs["curves"], aucs, colors)
                    if inputs["curves"] else None),
-        "confusion": (figures.confusion_grid_figure(inputs["confusions"], inputs["thresholds"])
+        "confusion": (prediction_figures.confusion_grid_figure(inputs["confusions"],
+                                                               inputs["thresholds"])
                       if inputs["confusions"] else None),
-        "reliability": (figures.reliability_figure(inputs["bins"], colors)
+        "reliability": (prediction_figures.reliability_figure(inputs["bins"], colors)
                         if inputs["bins"] else None),
-        "training": charts.training_curves_figure(inputs["histories"], inputs["best_epochs"],
+        "training": cost_figures.training_curves_figure(inputs["histories"], inputs["best_epochs"],
                                                   colors),
-        "cost": charts.cost_quality_figure(rows, colors),
+        "cost": cost_figures.cost_quality_figure(rows, colors),
     }
     picks = context.gallery_picks(results, order, inputs["representatives"], TOP_MODELS)
     ids = ((results.get("evaluation") or {}).get("test") or {}).get("ids") or []

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from cxrbench.results import atomic_write_text
+from cxrbench.files import atomic_write_text
 
 MARKDOWN_COLUMNS = (
     ("roc_auc", "ROC AUC", 3), ("accuracy", "Accuracy", 3), ("recall", "Sensitivity", 3),

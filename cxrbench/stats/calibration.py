@@ -1,6 +1,6 @@
 """Reliability-diagram data: equal-width probability bins, observed rate against predicted.
 
-The bins are the ones of the expected calibration error in :mod:`cxrbench.metrics`
+The bins are the ones of the expected calibration error in :mod:`cxrbench.scoring.metrics`
 (``ECE_BINS`` = 10 equal-width bins on [0, 1]); ECE is the count-weighted mean gap between a
 bin's mean predicted probability and its observed pneumonia rate.
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from cxrbench.metrics import ECE_BINS, calibration_bin
+from cxrbench.scoring.metrics import ECE_BINS, calibration_bin
 
 
 def reliability_bins(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, Any]]:

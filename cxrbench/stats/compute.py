@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from cxrbench.metrics import ECE_BINS, METRICS
+from cxrbench.scoring.metrics import ECE_BINS, METRICS
 from cxrbench.stats.bootstrap import (
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,

@@ -1,4 +1,4 @@
-"""Every metric of :data:`cxrbench.metrics.METRICS`, for many weight vectors at once.
+"""Every metric of :data:`cxrbench.scoring.metrics.METRICS`, for many weight vectors at once.
 
 ``weights`` is ``(n_resamples, n_images)``: row b says how often each test image appears in
 bootstrap resample b. With integer weights each function equals the plain metric on the
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cxrbench.metrics import ECE_BINS, METRICS, OPERATING_POINTS, calibration_bin
+from cxrbench.scoring.metrics import ECE_BINS, METRICS, OPERATING_POINTS, calibration_bin
 
 _TOLERANCE = 1e-12
 
@@ -50,7 +50,7 @@ def counting_metrics(
     return {
         "accuracy": _divide(tp + tn, total),
         "balanced_accuracy": 0.5 * (recall + specificity),
-        # No positive prediction: precision 0, the convention of cxrbench.metrics.
+        # No positive prediction: precision 0, the convention of cxrbench.scoring.metrics.
         "precision": _divide(tp, tp + fp, empty=0.0),
         "recall": recall,
         "specificity": specificity,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cxrbench.plugin import ImageSet, ModelCard, Plugin
+from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin
 
 __all__ = ["BrightnessPlugin", "lung_brightness_features"]
 

@@ -1,6 +1,7 @@
 """Suites: small TOML files naming what ``cxrbench run`` runs (plugins, params, seeds, rule).
 
-Built-in suites live in ``cxrbench/suites/NAME.toml``; a path to any TOML file works too.
+Built-in suites live in ``cxrbench/run/suites/NAME.toml`` (beside this module); a path to any
+TOML file works too.
 
     description = "..."
     seeds = [0, 1, 2]
@@ -20,7 +21,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from cxrbench.harness import ModelSpec
+from cxrbench.run.config import ModelSpec
 
 SUITE_KEYS = {"description", "seeds", "threshold_rule", "timeout_s", "models"}
 MODEL_KEYS = {"name", "params", "timeout_s"}
@@ -41,7 +42,7 @@ class Suite:
 
 
 def builtin_suites() -> list[str]:
-    return sorted(p.name[:-5] for p in files("cxrbench.suites").iterdir()
+    return sorted(p.name[:-5] for p in files("cxrbench.run.suites").iterdir()
                   if p.name.endswith(".toml"))
 
 
@@ -50,7 +51,7 @@ def load_suite(name_or_path: str) -> Suite:
     if path.suffix == ".toml" and path.is_file():
         text, name = path.read_text(), path.stem
     elif name_or_path in builtin_suites():
-        text = files("cxrbench.suites").joinpath(f"{name_or_path}.toml").read_text()
+        text = files("cxrbench.run.suites").joinpath(f"{name_or_path}.toml").read_text()
         name = name_or_path
     else:
         raise SuiteError(

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import psutil
 
-from cxrbench.metrics import compute_metrics, confusion_counts
-from cxrbench.plugin import ImageSet
+from cxrbench.plugins.contract import ImageSet
+from cxrbench.plugins.registry import create_model, get_card, import_model_source
 from cxrbench.provenance import utc_now
-from cxrbench.registry import create_model, get_card, import_model_source
-from cxrbench.thresholds import choose_threshold
+from cxrbench.scoring.metrics import compute_metrics, confusion_counts
+from cxrbench.scoring.thresholds import choose_threshold
 
 PREDICTION_DECIMALS = 6
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
-from cxrbench.plugin import ModelCard, Plugin
+from cxrbench.plugins.contract import ModelCard, Plugin
 
 ENTRY_POINT_GROUP = "cxrbench.models"
 
@@ -46,10 +46,10 @@ class UnknownModelError(KeyError):
 def register_model(cls: P) -> P:
     """Class decorator: add a plugin to the registry under ``cls.card.name``."""
     if not (isinstance(cls, type) and issubclass(cls, Plugin)):
-        raise TypeError(f"{cls!r} is not a subclass of cxrbench.plugin.Plugin")
+        raise TypeError(f"{cls!r} is not a subclass of cxrbench.plugins.contract.Plugin")
     card = getattr(cls, "card", None)
     if not isinstance(card, ModelCard):
-        raise TypeError(f"{cls.__name__}.card must be a cxrbench.plugin.ModelCard")
+        raise TypeError(f"{cls.__name__}.card must be a cxrbench.plugins.contract.ModelCard")
     existing = _registry.get(card.name)
     if existing is not None and existing is not cls:
         raise ValueError(

@@ -16,10 +16,11 @@ Weight variants are data (:class:`WeightsFile` rows), not code branches.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from cxrbench.files import sha256_file
 
 WEIGHTS_DIR_ENV = "CXRBENCH_WEIGHTS_DIR"
 _KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications"
@@ -83,14 +84,6 @@ class ResolvedWeights:
             "weights_file": None if self.path is None else self.path.name,
             "weights_sha256": self.sha256,
         }
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def weights_dir() -> Path | None:

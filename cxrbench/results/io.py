@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cxrbench.metrics import METRICS, TIMING_DIRECTIONS
+from cxrbench.files import atomic_write_text
+from cxrbench.scoring.metrics import METRICS, TIMING_DIRECTIONS
 
 SCHEMA_VERSION = 1
 REQUIRED_TOP_LEVEL = ("schema_version", "run", "provenance", "split", "records")
@@ -30,23 +29,6 @@ RECORD_STATUSES = ("ok", "error", "timeout")
 
 class ResultsError(ValueError):
     """A results file is missing, truncated, hand-edited into an invalid state, or too new."""
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write via a temporary file in the same folder and rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _json_default(value: Any) -> Any:

@@ -32,10 +32,11 @@ from typing import Any
 import dask
 from distributed import Client, KilledWorker, LocalCluster, as_completed, get_worker
 
-from cxrbench.executors import ExecutorError, ProcessExecutor, allow_child_processes
-from cxrbench.jobs import Job, error_record, run_job
-from cxrbench.registry import get_card, import_model_source
-from cxrbench.results import atomic_write_text
+from cxrbench.files import atomic_write_text
+from cxrbench.plugins.registry import get_card, import_model_source
+from cxrbench.run.executors.base import ExecutorError
+from cxrbench.run.executors.local import ProcessExecutor, allow_child_processes
+from cxrbench.run.jobs import Job, error_record, run_job
 
 DEEP_FAMILIES = frozenset({"cnn", "transfer"})
 DEEP_FRAMEWORKS = frozenset({"keras", "tensorflow", "torch", "jax"})

@@ -1,11 +1,11 @@
-"""The plugin conformance kit: does a plugin honour the contract in ``cxrbench.plugin``?
+"""The plugin conformance kit: does a plugin honour the contract in ``cxrbench.plugins.contract``?
 
 Like scikit-learn's ``check_estimator``: each check is a plain function ``check_x(plugin, data)``
 that raises ``AssertionError`` with a message saying what is wrong and what to do, or
 ``CheckSkipped`` when the card says the check does not apply (``picklable=False``,
 ``deterministic=False``). Run them all with :func:`check_plugin`, or in pytest::
 
-    from cxrbench.testing import parametrize_with_checks
+    from cxrbench.plugins.conformance import parametrize_with_checks
 
     @parametrize_with_checks(["my_model"])
     def test_my_model(plugin, check):
@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from cxrbench.plugin import ImageSet, ModelCard, NotFittedError, Plugin
+from cxrbench.plugins.contract import ImageSet, ModelCard, NotFittedError, Plugin
 
 Status = Literal["PASS", "FAIL", "XFAIL", "XPASS", "SKIP"]
 FAST_PARAMS: dict[str, Any] = {"epochs": 1}  # applied to plugins that have these parameters
@@ -155,7 +155,7 @@ def resolve_plugin(plugin_or_name: Plugin | str | type[Plugin],
     if isinstance(plugin_or_name, Plugin):
         return plugin_or_name
     if isinstance(plugin_or_name, str):
-        from cxrbench.registry import get_model_class
+        from cxrbench.plugins.registry import get_model_class
 
         cls = get_model_class(plugin_or_name)
     elif isinstance(plugin_or_name, type) and issubclass(plugin_or_name, Plugin):
@@ -185,7 +185,7 @@ def check_card_complete(plugin: Plugin, data: CheckData) -> None:
     """The card says what the plugin is, what it needs and where it comes from."""
     card = getattr(type(plugin), "card", None)
     assert isinstance(card, ModelCard), (
-        f"{type(plugin).__name__}.card must be a cxrbench.plugin.ModelCard, got {card!r}")
+        f"{type(plugin).__name__}.card must be a cxrbench.plugins.contract.ModelCard, got {card!r}")
     problems = []
     if not isinstance(card.name, str) or not _NAME_RE.match(card.name):
         problems.append(f"name {card.name!r} must be lower-case letters, digits, '_', '.', '-'")
@@ -271,7 +271,7 @@ def check_predict_before_fit_raises(plugin: Plugin, data: CheckData) -> None:
             f"got {message!r}")
     except Exception as err:
         raise AssertionError(f"{name}: predict_proba before fit raised {type(err).__name__}: "
-                             f"{err}; expected cxrbench.plugin.NotFittedError") from err
+                             f"{err}; expected cxrbench.plugins.contract.NotFittedError") from err
     else:
         raise AssertionError(f"{name}: predict_proba before fit returned a value; it must raise "
                              "NotFittedError (do not override Plugin.predict_proba)")
@@ -338,8 +338,8 @@ def check_one_class_raises(plugin: Plugin, data: CheckData) -> None:
     except Exception as err:
         raise AssertionError(
             f"{name}: fitting on one class raised {type(err).__name__}: {err}; expected a "
-            "cxrbench.plugin.PluginError (a ValueError) saying that both classes are needed "
-            "(do not override Plugin.fit)") from err
+            "cxrbench.plugins.contract.PluginError (a ValueError) saying that both classes "
+            "are needed (do not override Plugin.fit)") from err
     else:
         raise AssertionError(f"{name}: fit accepted training data with a single class; it "
                              "must raise PluginError")

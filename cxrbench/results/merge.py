@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrbench.provenance import utc_now
-from cxrbench.results import ResultsError, read_results
+from cxrbench.results.io import ResultsError, read_results
 
 
 class MergeError(ValueError):

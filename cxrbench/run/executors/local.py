@@ -1,9 +1,9 @@
-"""Executors run jobs and yield records as each finishes.
+"""Local executors: jobs in this process (``inline``) or each in a fresh process (``process``).
 
 ``process`` (default): each job in a fresh process, one at a time (each job already uses every
 core), so a job that leaks memory, segfaults or hangs past its timeout cannot take the run
 down: it becomes an error or timeout record. ``inline``: in this process, for debugging and
-fast tests. Another executor (e.g. Dask) only has to implement ``run(jobs)``.
+fast tests.
 """
 
 from __future__ import annotations
@@ -17,19 +17,11 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection
-from typing import Any, Protocol
+from typing import Any
 
 import psutil
 
-from cxrbench.jobs import Job, error_record, run_job
-
-
-class ExecutorError(ValueError):
-    """The executor cannot start as configured (missing extra, unreachable scheduler, ...)."""
-
-
-class Executor(Protocol):
-    def run(self, jobs: Iterable[Job]) -> Iterator[dict[str, Any]]: ...
+from cxrbench.run.jobs import Job, error_record, run_job
 
 
 class InlineExecutor:
@@ -155,20 +147,3 @@ class ProcessExecutor:
         else:
             cause = f"exited with code {exitcode}"
         return error_record(job, "crash", f"the process running {job.job_id} {cause}")
-
-
-def make_executor(name: str, *, timeout_s: float | None = None, **options: Any) -> Executor:
-    if name == "process":
-        return ProcessExecutor(default_timeout_s=timeout_s)
-    if name == "inline":
-        return InlineExecutor()
-    if name == "dask":
-        try:
-            from cxrbench.dask_executor import DaskExecutor  # optional extra
-        except ImportError as err:
-            raise ExecutorError(
-                f"the dask executor needs Dask distributed ({err}); "
-                "install it with: pip install 'cxrbench[dask]'"
-            ) from err
-        return DaskExecutor(timeout_s=timeout_s, **options)
-    raise ValueError(f"unknown executor {name!r}; use 'process', 'inline' or 'dask'")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 import uuid
 import zipfile
@@ -36,7 +35,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cxrbench.plugin import ImageSet
+from cxrbench.cores import usable_cores
+from cxrbench.files import atomic_output, atomic_write_bytes
+from cxrbench.plugins.contract import ImageSet
 
 log = logging.getLogger(__name__)
 
@@ -240,14 +241,6 @@ class ExtractionStats:
                 "compute_seconds": round(self.compute_seconds, 4)}
 
 
-def default_n_jobs() -> int:
-    """The cores this process may use (its CPU affinity, not the machine's core count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
-
-
 def _transform_batch(extractor: FeatureExtractor, batch: np.ndarray) -> np.ndarray:
     return extractor.transform(batch)
 
@@ -261,7 +254,7 @@ def extract(extractor: FeatureExtractor, images: ImageSet | np.ndarray, *,
     """
     array = images.images if isinstance(images, ImageSet) else images
     n = len(array)
-    n_jobs = default_n_jobs() if n_jobs is None else max(1, int(n_jobs))
+    n_jobs = usable_cores() if n_jobs is None else max(1, int(n_jobs))
     if n_jobs == 1 or n < _INLINE_MAX:
         step = batch_size or 256
         parts = [extractor.transform(np.asarray(array[i:i + step])) for i in range(0, n, step)]
@@ -331,7 +324,7 @@ class FeatureStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         meta = self.directory / "meta.json"
         if not meta.exists():
-            _atomic_write_bytes(meta, json.dumps(self.spec, indent=1, sort_keys=True).encode())
+            atomic_write_bytes(meta, json.dumps(self.spec, indent=1, sort_keys=True).encode())
         _write_shard(self.directory / f"part-{uuid.uuid4().hex}.npz", hashes, feats)
         shards = sorted(self.directory.glob("part-*.npz"))
         if len(shards) > _MAX_SHARDS:
@@ -356,24 +349,10 @@ class FeatureStore:
             shard.unlink(missing_ok=True)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _write_shard(path: Path, hashes: Sequence[str], feats: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, hashes=np.asarray(hashes, dtype=str),
-                     features=np.asarray(feats, dtype=np.float32))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(path) as handle:
+        np.savez(handle, hashes=np.asarray(hashes, dtype=str),
+                 features=np.asarray(feats, dtype=np.float32))
 
 
 def _read_shard(path: Path) -> tuple[np.ndarray | None, np.ndarray]:

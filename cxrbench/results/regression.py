@@ -1,7 +1,8 @@
 """Regression checks: a candidate results file against a baseline, direction-aware per metric.
 
 A metric regresses when it is worse than the baseline (in its own direction, from
-``cxrbench.metrics.higher_is_better``) by more than its tolerance AND by more than the noise.
+``cxrbench.scoring.metrics.higher_is_better``) by more than its tolerance AND by more than
+the noise.
 The noise of a score is the half-width of the 95 % paired patient-bootstrap interval of the
 difference (both files hold test predictions on the same images), else of the candidate's own
 interval in ``results["statistics"]``; with two or more seeds on each side, 1.96 standard
@@ -24,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from cxrbench.metrics import METRICS, TIMING_DIRECTIONS, higher_is_better
-from cxrbench.results import read_results
+from cxrbench.results.io import read_results
+from cxrbench.scoring.metrics import METRICS, TIMING_DIRECTIONS, higher_is_better
 
 EXIT_OK, EXIT_REGRESSION, EXIT_INCOMPARABLE = 0, 1, 2
 MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_count", "backend", "device")
@@ -53,9 +54,10 @@ class Tolerance:
         return f"{text} (min {self.floor:g})" if self.floor else text
 
 
-# Scores: absolute, by metric group (cxrbench.metrics.Metric.group). AUCs are threshold-free and
-# steadiest; threshold metrics move with the threshold chosen on validation (recall and
-# specificity against each other); operating points are read off a step-wise ROC curve.
+# Scores: absolute, by metric group (cxrbench.scoring.metrics.Metric.group). AUCs are
+# threshold-free and steadiest; threshold metrics move with the threshold chosen on validation
+# (recall and specificity against each other); operating points are read off a step-wise ROC
+# curve.
 GROUP_TOLERANCES: dict[str, Tolerance] = {
     "ranking": Tolerance(absolute=0.01),
     "threshold": Tolerance(absolute=0.02),

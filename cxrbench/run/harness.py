@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,14 @@ import numpy as np
 
 from cxrbench import __version__
 from cxrbench.data import DataError, Dataset, ImageCache, default_cache_dir, load_dataset
-from cxrbench.executors import ExecutorError, make_executor
-from cxrbench.jobs import Job
+from cxrbench.plugins.registry import get_card, model_source
 from cxrbench.provenance import collect_provenance, git_info, utc_now
-from cxrbench.registry import get_card, model_source
-from cxrbench.results import ResultsError, read_results, write_results
+from cxrbench.results.io import ResultsError, read_results, write_results
+from cxrbench.run.config import RunConfig
+from cxrbench.run.executors import ExecutorError, make_executor
+from cxrbench.run.jobs import Job
+from cxrbench.scoring.thresholds import parse_rule
 from cxrbench.splits import SplitPlan, make_split_plan
-from cxrbench.thresholds import DEFAULT_RULE, parse_rule
 
 RESULTS_FILE = "results.json"
 SPLIT_FILE = "split_plan.json"
@@ -69,32 +69,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-@dataclass
-class ModelSpec:
-    name: str
-    params: dict[str, Any] = field(default_factory=dict)
-    timeout_s: float | None = None
-
-
-@dataclass
-class RunConfig:
-    data_path: Path
-    models: list[ModelSpec]
-    seeds: list[int]
-    out_dir: Path
-    threshold_rule: str = DEFAULT_RULE
-    val_fraction: float = 0.15
-    split_seed: int = 0
-    cache_dir: Path | None = None
-    executor: str = "process"
-    executor_options: dict[str, Any] = field(default_factory=dict)
-    timeout_s: float | None = None
-    resume: bool = False
-    overwrite: bool = False
-    suite: str | None = None
-    report: bool = True
 
 
 def _log(message: str) -> None:

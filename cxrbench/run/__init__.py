@@ -1,0 +1,1 @@
+"""The run layer: configuration and suites, jobs, the harness, and the executors."""
