@@ -1,6 +1,7 @@
 """The harness end to end on the tiny synthetic set, plus the real-data acceptance checks."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -32,6 +33,20 @@ def test_run_writes_results_report_and_split_plan(synthetic_root, tmp_path):
         (tmp_path / "out" / "split_plan.json").read_text())["sha256"]
     html = (tmp_path / "out" / "report.html").read_text()
     assert "majority" in html and "Synthetic data" in html
+
+
+def test_cache_folder_reaches_plugins_without_the_environment(synthetic_root, tmp_path,
+                                                              monkeypatch):
+    """The run's --cache-dir is handed to plugins on their ImageSets: the feature cache lands
+    there, and the inline executor leaves this process's environment untouched."""
+    monkeypatch.setenv("CXRBENCH_CACHE_DIR", str(tmp_path / "elsewhere"))
+    cache = tmp_path / "run-cache"
+    _, code = run_benchmark(config(synthetic_root, tmp_path / "out", models=("pixels_logreg",),
+                                   cache_dir=cache))
+    assert code == 0
+    assert list((cache / "features").glob("pixels-*/part-*.npz"))
+    assert not (tmp_path / "elsewhere").exists()
+    assert os.environ["CXRBENCH_CACHE_DIR"] == str(tmp_path / "elsewhere")
 
 
 def test_same_data_same_split_hash(synthetic_root, tmp_path):

@@ -8,7 +8,8 @@ an ``__init__`` that only stores keyword hyperparameters and a seed, ``fit(train
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -46,7 +47,9 @@ class ImageSet:
     plugins must stream over it in batches instead of converting all of it to float at once.
     ``labels`` are 0 (normal) / 1 (pneumonia), or None for images whose labels are withheld.
     ``content_hashes`` identify each image's file content (keys for feature caches);
-    ``groups`` are patient ids, for grouped cross-validation inside a plugin.
+    ``groups`` are patient ids, for grouped cross-validation inside a plugin. ``cache_dir`` is
+    the cxrbench cache folder the run uses (feature caches of these images go under it); None
+    means the default folder (``cxrbench.data.default_cache_dir()``).
     """
 
     images: np.ndarray
@@ -54,6 +57,7 @@ class ImageSet:
     ids: np.ndarray
     content_hashes: np.ndarray
     groups: np.ndarray
+    cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -70,14 +74,12 @@ class ImageSet:
 
     def without_labels(self) -> ImageSet:
         """The same images with labels withheld (what ``predict_proba`` receives)."""
-        return ImageSet(self.images, None, self.ids, self.content_hashes, self.groups)
+        return replace(self, labels=None)
 
     def subset(self, index: np.ndarray) -> ImageSet:
         labels = None if self.labels is None else self.labels[index]
-        return ImageSet(
-            self.images[index], labels, self.ids[index], self.content_hashes[index],
-            self.groups[index],
-        )
+        return replace(self, images=self.images[index], labels=labels, ids=self.ids[index],
+                       content_hashes=self.content_hashes[index], groups=self.groups[index])
 
 
 class NotFittedError(RuntimeError):

@@ -381,12 +381,16 @@ def extract_cached(extractor: FeatureExtractor, images: ImageSet | np.ndarray, *
                    stats: ExtractionStats | None = None) -> np.ndarray:
     """Features of every image, ``(n, d)`` float32, read from the feature cache when present.
 
-    An ``ImageSet`` is keyed by its ``content_hashes`` (the file's sha256: the same file decoded
-    at the same size gives the same pixels); a bare array by the sha256 of each image's pixels.
+    The cache lives under ``cache_dir``, else the ImageSet's own ``cache_dir``, else the default
+    cache folder. An ``ImageSet`` is keyed by its ``content_hashes`` (the file's sha256: the same
+    file decoded at the same size gives the same pixels); a bare array by the sha256 of each
+    image's pixels.
     Missing ones are computed with ``extract`` (parallel) and added to the cache. ``stats``, if
     given, accumulates hits, misses and seconds spent.
     """
     start = time.perf_counter()
+    if cache_dir is None and isinstance(images, ImageSet):
+        cache_dir = images.cache_dir
     array = images.images if isinstance(images, ImageSet) else images
     if array.ndim != 4:
         raise ValueError(f"expected images shaped (n, h, w, channels), got {array.shape}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 import traceback
@@ -178,14 +177,13 @@ def load_job_data(job: Job) -> tuple[dict[str, ImageSet], dict[str, Any]]:
             ids=rows["record_id"].to_numpy(dtype=str),
             content_hashes=rows["content_hash"].to_numpy(dtype=str),
             groups=rows["patient_id"].to_numpy(dtype=str),
+            cache_dir=Path(job.cache_dir),
         )
     return sets, {"count": len(skipped), "record_ids": skipped}
 
 
 def run_job(job: Job) -> dict[str, Any]:
     """Fit, predict, threshold on val, score val and test. Exceptions become error records."""
-    if job.cache_dir:
-        os.environ["CXRBENCH_CACHE_DIR"] = job.cache_dir
     record = base_record(job)
     try:
         sets, skipped = load_job_data(job)
