@@ -1,6 +1,6 @@
 """Split plans: which records train, which validate, which test. One plan per run, every plugin.
 
-Rules (see DESIGN.md): the official ``test`` split is kept whole and only ever evaluated on;
+Rules: the official ``test`` split is kept whole and only ever evaluated on;
 validation is carved from ``train`` (Kaggle's 16-image ``val/`` folder, when present, is pooled
 with ``train`` first: it is too small to select anything) grouped by patient and stratified by
 label. A layout with no split at all (flat folder, manifest without a split column) gets a
@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-DEFAULT_VAL_FRACTION = 0.15
-DEFAULT_TEST_FRACTION = 0.20
+DEFAULT_VAL_FRACTION = 0.15  # share of train (by images) held out for validation
+DEFAULT_TEST_FRACTION = 0.20  # carved only when the data has no official test split
+DEFAULT_SPLIT_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,6 @@ class SplitPlan:
     seed: int
     val_fraction: float
     strategy: str
-    fold: int | None = None
-    n_folds: int | None = None
 
     @property
     def sha256(self) -> str:
@@ -63,8 +62,10 @@ class SplitPlan:
     @classmethod
     def load(cls, path: str | Path) -> SplitPlan:
         data = json.loads(Path(path).read_text())
-        stored = data.pop("sha256", None)
-        plan = cls(**{k: tuple(v) if k.endswith("_ids") else v for k, v in data.items()})
+        stored = data.get("sha256")
+        known = {f.name for f in fields(cls)}  # older plans also hold fold/n_folds (null)
+        plan = cls(**{k: tuple(v) if k.endswith("_ids") else v
+                      for k, v in data.items() if k in known})
         if stored is not None and stored != plan.sha256:
             raise ValueError(f"split plan {path} was modified: its sha256 does not match its ids")
         return plan
@@ -105,7 +106,7 @@ def make_split_plan(
     records: pd.DataFrame,
     *,
     val_fraction: float = DEFAULT_VAL_FRACTION,
-    seed: int = 0,
+    seed: int = DEFAULT_SPLIT_SEED,
     test_fraction: float = DEFAULT_TEST_FRACTION,
 ) -> SplitPlan:
     """The holdout plan: official test kept whole, validation carved from train by patient."""
@@ -134,33 +135,3 @@ def make_split_plan(
         strategy=strategy,
     )
 
-
-def make_kfold_plans(
-    records: pd.DataFrame, *, n_folds: int = 5, seed: int = 0
-) -> list[SplitPlan]:
-    """k plans over the non-test pool: fold i validates on the i-th patient-grouped fold."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    if n_folds < 2:
-        raise ValueError("n_folds must be at least 2")
-    base = make_split_plan(records, seed=seed)
-    test_ids = set(base.test_ids)
-    pool = records[~records["record_id"].isin(test_ids)].sort_values("record_id")
-    folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    plans = []
-    for fold, (train_idx, val_idx) in enumerate(
-        folds.split(pool, pool["label"], groups=pool["patient_id"])
-    ):
-        plans.append(
-            SplitPlan(
-                train_ids=tuple(sorted(pool["record_id"].iloc[train_idx])),
-                val_ids=tuple(sorted(pool["record_id"].iloc[val_idx])),
-                test_ids=base.test_ids,
-                seed=seed,
-                val_fraction=round(1 / n_folds, 4),
-                strategy=f"{n_folds}-fold patient-grouped CV on train; " + base.strategy,
-                fold=fold,
-                n_folds=n_folds,
-            )
-        )
-    return plans

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrbench.splits import SplitPlan, make_kfold_plans, make_split_plan
+from cxrbench.splits import SplitPlan, make_split_plan
 
 
 def make_records(n_patients=200, images_per_patient=(1, 3), with_test=True, seed=0):
@@ -56,6 +56,17 @@ def test_tampered_plan_is_detected(tmp_path):
         SplitPlan.load(path)
 
 
+def test_plan_files_of_older_versions_still_load(tmp_path):
+    """Plans written before the k-fold fields were dropped carry fold/n_folds as null."""
+    import json
+
+    plan = make_split_plan(make_records())
+    path = plan.save(tmp_path / "plan.json")
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "fold": None, "n_folds": None}))
+    assert SplitPlan.load(path) == plan
+
+
 def test_no_official_split_carves_test_by_patient():
     records = make_records(with_test=False)
     plan = make_split_plan(records, seed=0)
@@ -64,12 +75,3 @@ def test_no_official_split_carves_test_by_patient():
     assert not groups[0] & groups[1] and not groups[0] & groups[2] and not groups[1] & groups[2]
     assert "carved" in plan.strategy
 
-
-def test_kfold_plans_cover_the_pool_once():
-    records = make_records()
-    plans = make_kfold_plans(records, n_folds=4, seed=0)
-    assert len(plans) == 4
-    val_union = [i for p in plans for i in p.val_ids]
-    assert len(val_union) == len(set(val_union)) == len(plans[0].train_ids) + len(plans[0].val_ids)
-    assert len({p.sha256 for p in plans}) == 4
-    assert all(p.test_ids == plans[0].test_ids for p in plans)
