@@ -101,11 +101,11 @@ def warm_images(bench_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 def _run(name: str, data: Path, out: Path, cache: Path) -> dict[str, Any]:
     executor, options = CONTENDERS[name]
-    path, code = run_benchmark(RunConfig(
+    outcome = run_benchmark(RunConfig(
         data_path=data, models=[ModelSpec(m) for m in MODELS], seeds=SEEDS, out_dir=out,
         executor=executor, executor_options=dict(options), cache_dir=cache, report=False))
-    assert code == 0
-    return json.loads(path.read_text())
+    assert outcome.status == "complete" and outcome.n_failed == 0
+    return json.loads(outcome.results_path.read_text())
 
 
 @pytest.mark.parametrize("name", list(CONTENDERS))

@@ -19,9 +19,9 @@ from scipy.stats import norm
 
 from cxrbench.plugins import registry
 from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin
-from cxrbench.results.io import summarize
 from cxrbench.scoring.metrics import compute_metrics, confusion_counts
 from cxrbench.scoring.thresholds import choose_threshold
+from cxrbench.stats import summarize
 
 TEST_PLUGIN = "test_intensity_sgd"
 
@@ -199,5 +199,4 @@ def real_run_results(out: Path, models: list[str]) -> tuple[dict[str, Any], Path
     config = RunConfig(data_path=data, models=[ModelSpec(m) for m in models], seeds=[0],
                        out_dir=out / "run", executor="inline", cache_dir=out / "cache",
                        report=False)
-    path, _ = run_benchmark(config)
-    return read_results(path), data
+    return read_results(run_benchmark(config).results_path), data

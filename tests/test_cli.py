@@ -44,9 +44,49 @@ def test_data_audit_json(synthetic_root, capsys):
 
 
 def test_param_override_and_bad_param(synthetic_root, tmp_path, capsys):
+    argv = ["run", "--data", str(synthetic_root), "--models", "pixels_logreg", "--param",
+            "pixels_logreg.pixels=16", "--executor", "inline", "--no-report",
+            "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    record = results["records"][0]
+    assert record["params"] == {"pixels": 16} and record["status"] == "ok"
+    assert record["job_id"].startswith("pixels_logreg[") and record["job_id"] != \
+        "pixels_logreg[seed=0]"  # overridden params get their own job id
+    assert results["run"]["command"] == ["cxrbench", *argv]  # the command line, as given
     code = main(["run", "--data", str(synthetic_root), "--models", "majority",
-                 "--param", "other.x=1", "--out", str(tmp_path / "o")])
+                 "--param", "other.x=1", "--out", str(tmp_path / "o2")])
     assert code == 2 and "not in this run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--seeds", "0,0"], r"seed(s) [0] given more than once"),
+    (["--seeds", "-1"], "not integers in [0, 4294967295]"),
+    (["--timeout", "nan"], "--timeout 'nan' must be a number of seconds"),
+    (["--timeout", "1e300"], "--timeout '1e300' must be a number of seconds"),
+    (["--threshold-rule", "median"], "unknown threshold rule 'median'"),
+    (["--val-fraction", "0"], "val_fraction must lie strictly between 0 and 1"),
+])
+def test_bad_values_are_exit_2_before_any_work(synthetic_root, tmp_path, capsys, option,
+                                               message):
+    out = tmp_path / "o"
+    assert main(["run", "--data", str(synthetic_root), "--models", "majority", "--out",
+                 str(out), *option]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_help_shows_the_defaults_from_their_one_definition(capsys):
+    from cxrbench.run.config import DEFAULT_EXECUTOR, DEFAULT_SUITE, DEFAULT_VAL_FRACTION
+    from cxrbench.scoring.thresholds import DEFAULT_THRESHOLD_RULE
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"else {DEFAULT_THRESHOLD_RULE})" in text
+    assert f"(default: {DEFAULT_VAL_FRACTION})" in text
+    assert f"(default: {DEFAULT_SUITE!r} when --models is not given)" in text
+    assert f"where jobs run (default: {DEFAULT_EXECUTOR})" in text
 
 
 @pytest.mark.realdata
@@ -58,3 +98,15 @@ def test_real_data_audit_counts(real_data, capsys):
     assert report["splits"]["test"] == {"NORMAL": 234, "PNEUMONIA": 390}
     assert len(report["duplicate_groups"]) == 30
     assert len(report["cross_split_duplicate_groups"]) == 0
+
+
+def test_resume_session_records_its_own_command_line(synthetic_root, tmp_path):
+    first = ["run", "--data", str(synthetic_root), "--models", "majority", "--seeds", "0",
+             "--executor", "inline", "--no-report", "--out", str(tmp_path / "o")]
+    again = [*first[:5], "--seeds", "0,1", *first[7:], "--resume"]
+    assert main(first) == 0 and main(again) == 0
+    run = json.loads((tmp_path / "o" / "results.json").read_text())["run"]
+    assert run["command"] == ["cxrbench", *first]
+    (session,) = run["resumed"]
+    assert session["command"] == ["cxrbench", *again] and session["jobs"] == ["majority[seed=1]"]
+    assert session["hostname"] and session["cpu_model"]

@@ -191,16 +191,34 @@ def test_seed_spread_absorbs_a_drop_unless_strict():
     assert compare_results(base, cand, use_noise=False).exit_code == 1
 
 
-def test_bootstrap_interval_from_statistics_is_used():
-    candidate = results(record("hog_svm", roc_auc=0.87), record("cnn_seed"))
-    assert compare_results(BASE, candidate).exit_code == 1
-    candidate["statistics"] = {"hog_svm": {"test": {"roc_auc": {"ci_low": 0.83,
-                                                                "ci_high": 0.91}}}}
-    comparison = compare_results(BASE, candidate)
+def test_candidates_own_bootstrap_interval_is_the_noise_when_runs_are_not_paired():
+    """Without predictions on the same images in both files, the noise is the candidate's own
+    interval, computed from its records: a stored (forged or stale) one is never trusted."""
+    rng = np.random.default_rng(1)
+    y = np.tile([0, 1], 40)
+    p = np.clip(0.3 * y + rng.uniform(0, 0.7, len(y)), 0, 1)
+    candidate = with_evaluation(results(scored("hog_svm", p, y)), y)
+    auc = candidate["records"][0]["metrics"]["test"]["roc_auc"]
+    baseline = results(record("hog_svm", roc_auc=auc + 0.03))  # no predictions: not paired
+    candidate["statistics"] = {"models": {"hog_svm": {"test": {"roc_auc": {
+        "low": auc - 0.5, "high": auc + 0.5}}}}}  # would absorb any drop
+    comparison = compare_results(baseline, candidate)
     delta = next(d for d in comparison.models[0].deltas if d.metric == "roc_auc")
-    assert delta.noise == pytest.approx(0.04)
+    from cxrbench.stats import compute_statistics
+
+    interval = compute_statistics(candidate)["models"]["hog_svm"]["test"]["roc_auc"]
     assert delta.noise_source == "candidate's bootstrap CI"
-    assert comparison.exit_code == 0
+    assert delta.noise == pytest.approx((interval["high"] - interval["low"]) / 2)
+    assert 0.03 < delta.noise < 0.5  # the recomputed interval, not the stored one
+    assert delta.status == "within noise"
+    assert compare_results(baseline, candidate, use_noise=False).exit_code == 1
+
+
+def test_the_same_rule_spelled_two_ways_is_comparable():
+    old = results(record("hog_svm"), record("cnn_seed"), rule="0.5")
+    new = results(record("hog_svm"), record("cnn_seed"), rule="fixed:0.5")
+    assert compare_results(old, new).exit_code == 0
+    assert compare_results(old, BASE).exit_code == 2  # 0.5 is not youden
 
 
 def scored(model: str, p: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, Any]:
@@ -292,9 +310,9 @@ def real_run(tmp_path_factory, synthetic_root) -> Path:
     out = tmp_path_factory.mktemp("run")
     config = RunConfig(data_path=synthetic_root, models=[ModelSpec("majority")], seeds=[0, 1],
                        out_dir=out, cache_dir=out / "cache", executor="inline", report=False)
-    path, code = run_benchmark(config)
-    assert code == 0
-    return path
+    outcome = run_benchmark(config)
+    assert outcome.status == "complete" and outcome.n_failed == 0
+    return outcome.results_path
 
 
 def test_realistic_results_file(real_run, tmp_path):

@@ -56,10 +56,11 @@ def records_by_job(path: Path) -> dict[str, dict[str, Any]]:
 @pytest.mark.slow
 def test_two_worker_cluster_gives_the_local_results(synthetic_root, tmp_path, capsys):
     start = time.perf_counter()
-    local, code = run_benchmark(RunConfig(
+    outcome = run_benchmark(RunConfig(
         data_path=synthetic_root, models=[ModelSpec(m) for m in DETERMINISTIC], seeds=[0, 1],
         out_dir=tmp_path / "local", executor="inline", report=False))
-    assert code == 0
+    assert outcome.n_ok == 2 * len(DETERMINISTIC) and outcome.n_failed == 0
+    local = outcome.results_path
     local_s = time.perf_counter() - start
     code = main(["run", "--data", str(synthetic_root), "--models", ",".join(DETERMINISTIC),
                  "--seeds", "0,1", "--out", str(tmp_path / "dask"), "--executor", "dask",
@@ -143,7 +144,7 @@ def test_split_plan_travels_to_workers_without_a_shared_file_system(tmp_path):
     job = Job(model="majority", seed=0, data_path="/data", data_hash="d",
               split_plan_path=str(tmp_path / "client-only" / "split_plan.json"),
               split_sha256="abc", cache_dir=str(tmp_path / "client-cache"),
-              threshold_rule="youden")
+              threshold_rule="youden", image_size=64, channels=1)
     local = _localize(job, '{"plan": 1}', str(tmp_path / "worker-cache"))
     assert local.cache_dir == str(tmp_path / "worker-cache")
     assert Path(local.split_plan_path) == tmp_path / "worker-cache" / "plans" / "abc.json"

@@ -22,11 +22,11 @@ import psutil
 import pytest
 
 from cxrbench.cli import main
-from cxrbench.cli.run import parse_timeouts
+from cxrbench.cli.run import interrupted_exit_code, parse_timeouts
 from cxrbench.run.config import ModelSpec, RunConfig
 from cxrbench.run.harness import (
     RunTerminated,
-    interrupted_exit_code,
+    interrupting_signal,
     run_benchmark,
     sigterm_as_interrupt,
 )
@@ -78,8 +78,8 @@ def test_sigterm_handler_raises_an_interrupt_with_exit_code_143():
     with pytest.raises(RunTerminated) as info, sigterm_as_interrupt():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
-    assert interrupted_exit_code(info.value) == 143
-    assert interrupted_exit_code(KeyboardInterrupt()) == 130
+    assert interrupted_exit_code(interrupting_signal(info.value)) == 143
+    assert interrupted_exit_code(interrupting_signal(KeyboardInterrupt())) == 130
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
 
 
@@ -145,12 +145,13 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(faults, synthetic_root,
     args = ["--models", "majority,fault_sleep", "--seeds", "0",
             "--param", "fault_sleep.sleep_s=1.5", "--no-report"]
     cache = tmp_path / "cache"
-    reference, code = run_benchmark(RunConfig(
+    outcome = run_benchmark(RunConfig(
         data_path=synthetic_root, models=[ModelSpec("majority"),
                                           ModelSpec("fault_sleep", {"sleep_s": 1.5})],
         seeds=[0], out_dir=tmp_path / "reference", executor="inline", report=False,
         cache_dir=cache))
-    assert code == 0
+    assert (outcome.status, outcome.n_ok, outcome.n_failed) == ("complete", 2, 0)
+    reference = outcome.results_path
 
     out = tmp_path / "killed"
     proc = start_run(out, synthetic_root, *args, "--cache-dir", str(cache))
@@ -203,11 +204,11 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     root = tmp_path_factory.mktemp("damaged")
     data = make_synthetic_dataset(root / "data", n_train=(8, 8), n_test=(4, 4), size=32)
-    path, code = run_benchmark(RunConfig(data_path=data, models=[ModelSpec("majority")],
-                                         seeds=[0], out_dir=root / "out", executor="inline",
-                                         cache_dir=root / "cache", report=False))
-    assert code == 0
-    return path, data
+    outcome = run_benchmark(RunConfig(data_path=data, models=[ModelSpec("majority")],
+                                      seeds=[0], out_dir=root / "out", executor="inline",
+                                      cache_dir=root / "cache", report=False))
+    assert outcome.n_ok == 1
+    return outcome.results_path, data
 
 
 def damage(text: str, how: str) -> str:
@@ -228,7 +229,7 @@ def damage(text: str, how: str) -> str:
 @pytest.mark.parametrize(("how", "message"), [
     ("truncated", "is not valid JSON (truncated or hand-edited?)"),
     ("schema_version", "schema_version 99 is not supported"),
-    ("missing_field", "record 0 is missing field(s) ['status']"),
+    ("missing_field", "record 0 (majority[seed=0]): missing field(s) ['status']"),
     ("bad_status", "has status 'fine'; expected one of"),
     ("no_records", "missing required field(s) ['records']"),
 ])

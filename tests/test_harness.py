@@ -3,13 +3,16 @@
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
 
+from cxrbench.provenance import cpu_model
 from cxrbench.results.io import read_results
-from cxrbench.run.config import ModelSpec, RunConfig
+from cxrbench.run.config import ConfigError, ModelSpec, RunConfig
 from cxrbench.run.harness import RunError, run_benchmark
+from cxrbench.scoring.thresholds import ThresholdRule
 
 
 def config(data, out, models=("majority",), seeds=(0,), executor="inline", **kw):
@@ -18,10 +21,16 @@ def config(data, out, models=("majority",), seeds=(0,), executor="inline", **kw)
 
 
 def test_run_writes_results_report_and_split_plan(synthetic_root, tmp_path):
-    path, code = run_benchmark(config(synthetic_root, tmp_path / "out", seeds=(0, 1)))
-    assert code == 0
+    outcome = run_benchmark(config(synthetic_root, tmp_path / "out", seeds=(0, 1)))
+    assert (outcome.status, outcome.n_ok, outcome.n_failed, outcome.signal) == (
+        "complete", 2, 0, None)
+    assert outcome.report_path == tmp_path / "out" / "report.html"
+    path = outcome.results_path
     results = read_results(path)
     assert results["run"]["status"] == "complete"
+    assert results["run"]["command"] is None  # started from Python
+    assert results["run"]["threshold_rule"] == "youden"
+    assert results["summary"]["majority"]["n_ok"] == 2 and results["statistics"]["available"]
     assert [r["job_id"] for r in results["records"]] == ["majority[seed=0]", "majority[seed=1]"]
     record = results["records"][0]
     assert record["status"] == "ok"
@@ -41,17 +50,17 @@ def test_cache_folder_reaches_plugins_without_the_environment(synthetic_root, tm
     there, and the inline executor leaves this process's environment untouched."""
     monkeypatch.setenv("CXRBENCH_CACHE_DIR", str(tmp_path / "elsewhere"))
     cache = tmp_path / "run-cache"
-    _, code = run_benchmark(config(synthetic_root, tmp_path / "out", models=("pixels_logreg",),
+    outcome = run_benchmark(config(synthetic_root, tmp_path / "out", models=("pixels_logreg",),
                                    cache_dir=cache))
-    assert code == 0
+    assert outcome.n_ok == 1
     assert list((cache / "features").glob("pixels-*/part-*.npz"))
     assert not (tmp_path / "elsewhere").exists()
     assert os.environ["CXRBENCH_CACHE_DIR"] == str(tmp_path / "elsewhere")
 
 
 def test_same_data_same_split_hash(synthetic_root, tmp_path):
-    a, _ = run_benchmark(config(synthetic_root, tmp_path / "a"))
-    b, _ = run_benchmark(config(synthetic_root, tmp_path / "b"))
+    a = run_benchmark(config(synthetic_root, tmp_path / "a")).results_path
+    b = run_benchmark(config(synthetic_root, tmp_path / "b")).results_path
     assert read_results(a)["split"]["sha256"] == read_results(b)["split"]["sha256"]
 
 
@@ -65,9 +74,10 @@ def test_resume_skips_finished_jobs(synthetic_root, tmp_path):
     out = tmp_path / "r"
     run_benchmark(config(synthetic_root, out, seeds=(0,)))
     first = read_results(out / "results.json")["records"][0]
-    path, code = run_benchmark(config(synthetic_root, out, seeds=(0, 1), resume=True))
-    records = read_results(path)["records"]
-    assert code == 0 and [r["job_id"] for r in records] == ["majority[seed=0]", "majority[seed=1]"]
+    outcome = run_benchmark(config(synthetic_root, out, seeds=(0, 1), resume=True))
+    records = read_results(outcome.results_path)["records"]
+    assert outcome.n_ok == 2
+    assert [r["job_id"] for r in records] == ["majority[seed=0]", "majority[seed=1]"]
     assert records[0]["started"] == first["started"]  # kept, not re-run
 
 
@@ -80,12 +90,36 @@ def test_resume_records_which_commit_ran_which_jobs(synthetic_root, tmp_path):
     sessions = read_results(out / "results.json")["run"]["resumed"]
     assert [s["jobs"] for s in sessions] == [["majority[seed=1]"], ["majority[seed=2]"]]
     assert all({"commit", "dirty"} <= set(s["git"]) and s["finished"] for s in sessions)
+    # Who continued the run, and where: the report's provenance needs each session's machine.
+    assert all(s["hostname"] == socket.gethostname() and s["cpu_model"] == cpu_model()
+               and s["command"] is None for s in sessions)
 
 
-def test_process_executor_runs_jobs_in_child_processes(synthetic_root, tmp_path):
-    path, code = run_benchmark(config(synthetic_root, tmp_path / "p", executor="process"))
-    assert code == 0
-    assert read_results(path)["records"][0]["status"] == "ok"
+def test_resume_with_another_threshold_rule_is_refused(synthetic_root, tmp_path):
+    out = tmp_path / "r"
+    run_benchmark(config(synthetic_root, out, threshold_rule="0.5"))
+    assert read_results(out / "results.json")["run"]["threshold_rule"] == "fixed:0.5"
+    with pytest.raises(RunError, match="threshold rule fixed:0.5, not youden"):
+        run_benchmark(config(synthetic_root, out, seeds=(0, 1), resume=True))
+    outcome = run_benchmark(config(synthetic_root, out, seeds=(0, 1), resume=True,
+                                   threshold_rule="fixed:0.50"))  # the same rule
+    assert outcome.n_ok == 2
+
+
+def test_process_executor_runs_jobs_in_child_processes(synthetic_root, tmp_path, monkeypatch):
+    """A job that would fail in this process succeeds under the process executor: it ran in a
+    fresh (spawned) process, which does not see this process's monkeypatch."""
+
+    def in_this_process(*args, **kwargs):
+        raise RuntimeError("the job ran in the test process")
+
+    monkeypatch.setattr("cxrbench.run.jobs.create_model", in_this_process)
+    inline = run_benchmark(config(synthetic_root, tmp_path / "i", executor="inline"))
+    record = read_results(inline.results_path)["records"][0]
+    assert (inline.n_failed, record["error"]["message"]) == (1, "the job ran in the test process")
+    spawned = run_benchmark(config(synthetic_root, tmp_path / "p", executor="process"))
+    assert (spawned.n_ok, spawned.n_failed) == (1, 0)
+    assert read_results(spawned.results_path)["records"][0]["status"] == "ok"
 
 
 def test_corrupt_and_fake_images_are_skipped_with_count(synthetic_root, tmp_path):
@@ -94,9 +128,9 @@ def test_corrupt_and_fake_images_are_skipped_with_count(synthetic_root, tmp_path
     victim = sorted((data / "test" / "PNEUMONIA").iterdir())[0]
     victim.write_bytes(victim.read_bytes()[:200])  # truncated JPEG
     (data / "train" / "NORMAL" / "notes.jpeg").write_text("not an image")
-    path, code = run_benchmark(config(data, tmp_path / "out"))
-    results = read_results(path)
-    assert code == 0
+    outcome = run_benchmark(config(data, tmp_path / "out"))
+    results = read_results(outcome.results_path)
+    assert outcome.n_failed == 0
     unreadable = results["provenance"]["data"]["unreadable"]
     assert len(unreadable) == 2 and any("notes.jpeg" in u for u in unreadable)
     assert results["records"][0]["skipped_images"]["count"] == 2
@@ -108,8 +142,13 @@ def test_one_class_data_is_refused_with_advice(synthetic_root, tmp_path):
     shutil.copytree(synthetic_root, data)
     for split in ("train", "test"):
         shutil.rmtree(data / split / "NORMAL")
+    with pytest.raises(RunError, match=r"the train split of .* has only PNEUMONIA; a pneumonia "
+                       r"benchmark needs both .* Add the missing class folder"):
+        run_benchmark(config(data, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    for split in ("train", "test"):  # an empty class folder is named by the reader
         (data / split / "NORMAL").mkdir()
-    with pytest.raises((RunError, ValueError)):
+    with pytest.raises(RunError, match=r"NORMAL has no images .* add its images or remove"):
         run_benchmark(config(data, tmp_path / "out"))
 
 
@@ -117,10 +156,72 @@ def test_one_class_data_is_refused_with_advice(synthetic_root, tmp_path):
 @pytest.mark.slow
 def test_real_data_majority_floor_and_stable_split(real_data: Path, tmp_path):
     cache = tmp_path / "cache"
-    path, code = run_benchmark(config(real_data, tmp_path / "a", cache_dir=cache))
-    results = read_results(path)
-    assert code == 0
+    outcome = run_benchmark(config(real_data, tmp_path / "a", cache_dir=cache))
+    results = read_results(outcome.results_path)
+    assert outcome.n_failed == 0
     assert results["split"]["counts"]["test"] == {"normal": 234, "pneumonia": 390}
     assert results["records"][0]["metrics"]["test"]["accuracy"] == pytest.approx(0.625)
-    again, _ = run_benchmark(config(real_data, tmp_path / "b", cache_dir=cache))
+    again = run_benchmark(config(real_data, tmp_path / "b", cache_dir=cache)).results_path
     assert read_results(again)["split"]["sha256"] == results["split"]["sha256"]
+
+
+def test_image_shape_is_computed_once_and_carried_by_the_job(synthetic_root, tmp_path):
+    from cxrbench.plugins.registry import get_card
+    from cxrbench.run.plan import input_shape
+
+    card = get_card("cnn_seed")
+    assert input_shape(ModelSpec("cnn_seed")) == (card.input_size, card.channels)
+    assert input_shape(ModelSpec("cnn_seed", {"input_size": 48, "channels": 1})) == (48, 1)
+    records = []
+    run_benchmark(config(synthetic_root, tmp_path / "o", models=("pixels_logreg",),
+                         report=False), on_record=records.append)
+    assert (records[0]["image_size"], records[0]["channels"]) == input_shape(
+        ModelSpec("pixels_logreg"))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"seeds": []}, "seeds is empty"),
+    ({"seeds": [0, 0]}, r"seed\(s\) \[0\] given more than once"),
+    ({"seeds": [-1]}, r"\[-1\] not integers in \[0, 4294967295\]"),
+    ({"threshold_rule": "median"}, "unknown threshold rule 'median'"),
+    ({"timeout_s": float("nan")}, "timeout must be a number of seconds"),
+    ({"val_fraction": 1.5}, "val_fraction must lie strictly between 0 and 1"),
+    ({"executor": "cloud"}, "unknown executor 'cloud'"),
+    ({"models": []}, "no models given"),
+])
+def test_bad_configuration_is_refused_before_any_work(synthetic_root, tmp_path, change,
+                                                     message):
+    values = {"data_path": synthetic_root, "models": [ModelSpec("majority")], "seeds": [0],
+              "out_dir": tmp_path / "o", **change}
+    with pytest.raises(ConfigError, match=message):
+        RunConfig(**values)
+
+
+def test_config_parses_the_threshold_rule_once():
+    made = RunConfig(data_path="d", models=[ModelSpec("majority")], seeds=[0], out_dir="o",
+                     threshold_rule="0.5")
+    assert made.threshold_rule == ThresholdRule("fixed", 0.5)
+    assert str(made.threshold_rule) == "fixed:0.5"
+    assert RunConfig(data_path="d", models=[ModelSpec("majority")], seeds=[0],
+                     out_dir="o").threshold_rule == ThresholdRule("youden")
+
+
+def test_statistics_are_computed_once_per_run_not_per_record(synthetic_root, tmp_path,
+                                                             monkeypatch):
+    """Each record is saved as it finishes, without its 2000-resample bootstrap; summary and
+    statistics are computed once, when the run ends."""
+    import cxrbench.run.harness as harness
+
+    calls, writes = [], []
+    real_with_statistics, real_write = harness.with_statistics, harness.write_results
+    monkeypatch.setattr(harness, "with_statistics",
+                        lambda results: calls.append(len(results["records"]))
+                        or real_with_statistics(results))
+    monkeypatch.setattr(harness, "write_results",
+                        lambda path, results: writes.append("statistics" in results)
+                        or real_write(path, results))
+    outcome = run_benchmark(config(synthetic_root, tmp_path / "o", seeds=(0, 1, 2)))
+    assert calls == [3]  # once, with every record
+    assert writes == [False, False, False, False, True]  # start, 3 records, finish
+    assert read_results(outcome.results_path)["statistics"]["models"]["majority"]["n_records"] \
+        == 3

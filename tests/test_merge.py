@@ -14,7 +14,7 @@ from cxrbench.run.harness import run_benchmark
 def run(data, out, seeds, models=("majority",), **kw):
     config = RunConfig(data_path=data, models=[ModelSpec(m) for m in models], seeds=list(seeds),
                        out_dir=out, executor="inline", report=False, **kw)
-    return run_benchmark(config)[0]
+    return run_benchmark(config).results_path
 
 
 def test_merge_keeps_every_job_and_names_its_origin(synthetic_root, tmp_path):
@@ -60,3 +60,21 @@ def test_merge_cli_names_a_damaged_input(synthetic_root, tmp_path, capsys):
     bad.write_text("{")
     assert main(["merge", str(a), str(bad), "-o", str(tmp_path / "m.json")]) == 2
     assert "bad.json is not valid JSON" in capsys.readouterr().err
+
+
+def test_one_rule_spelled_two_ways_merges_and_summaries_come_from_the_records(
+        synthetic_root, tmp_path):
+    a = run(synthetic_root, tmp_path / "a", seeds=(0,), threshold_rule="fixed:0.5")
+    b = run(synthetic_root, tmp_path / "b", seeds=(1,), threshold_rule="fixed:0.5")
+    old = json.loads(a.read_text())  # as an older cxrbench wrote it
+    old["run"]["threshold_rule"] = old["records"][0]["threshold_rule"] = "0.5"
+    old["summary"]["majority"]["n_ok"] = 7  # stale: never trusted
+    a.write_text(json.dumps(old))
+    merged = merge_files([a, b])
+    assert merged["run"]["threshold_rule"] == "fixed:0.5"
+    assert {r["threshold_rule"] for r in merged["records"]} == {"fixed:0.5"}
+    assert merged["summary"]["majority"]["n_ok"] == 2
+    assert merged["statistics"]["models"]["majority"]["n_records"] == 2
+    c = run(synthetic_root, tmp_path / "c", seeds=(2,))  # youden: another rule
+    with pytest.raises(MergeError, match="differ in their threshold rule"):
+        merge_files([a, c])

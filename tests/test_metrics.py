@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from cxrbench.scoring.metrics import METRICS, compute_metrics, higher_is_better
-from cxrbench.scoring.thresholds import choose_threshold, parse_rule
+from cxrbench.scoring.thresholds import ThresholdRule, canonical_rule, choose_threshold
 
 
 def test_metrics_at_threshold_match_hand_counts():
@@ -47,4 +47,25 @@ def test_threshold_rules():
     assert np.mean(p[y == 1] >= t95) >= 0.95
     assert t95 == pytest.approx(0.6)
     with pytest.raises(ValueError, match="unknown threshold rule"):
-        parse_rule("median")
+        ThresholdRule.parse("median")
+
+
+@pytest.mark.parametrize(("spelled", "canonical"), [
+    ("0.5", "fixed:0.5"), ("fixed:0.5", "fixed:0.5"), (".5", "fixed:0.5"),
+    ("fixed:0.50", "fixed:0.5"), ("1", "fixed:1"), ("0", "fixed:0"), (" Youden ", "youden"),
+    ("sensitivity:0.95", "sensitivity:0.95"), ("sensitivity:.950", "sensitivity:0.95"),
+])
+def test_a_rule_has_one_canonical_spelling(spelled, canonical):
+    rule = ThresholdRule.parse(spelled)
+    assert str(rule) == canonical_rule(spelled) == canonical
+    assert ThresholdRule.parse(str(rule)) == rule  # the canonical string round-trips
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("fixed:1.5", r"must lie in \[0, 1\]"), ("sensitivity:0", r"must lie in \(0, 1\]"),
+    ("fixed:nan", "finite"), ("sensitivity:", "unknown threshold rule"),
+    ("youden:0.5", "unknown threshold rule"), ("-0.1", r"must lie in \[0, 1\]"),
+])
+def test_bad_rules_are_named(text, message):
+    with pytest.raises(ValueError, match=message):
+        ThresholdRule.parse(text)

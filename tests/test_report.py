@@ -20,7 +20,9 @@ from cxrbench.report import render_report
 from cxrbench.report.cost_figures import pareto_front
 from cxrbench.report.svg import clean_svg
 from cxrbench.report.tables import leaderboard_markdown
-from cxrbench.results.io import leaderboard, summarize, write_results
+from cxrbench.results.io import write_results
+from cxrbench.results.leaderboard import leaderboard
+from cxrbench.stats import summarize
 
 FIGURES = ("figure-curves", "figure-confusion", "figure-reliability", "figure-training",
            "figure-cost")

@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.command_line = ["cxrbench", *argv]  # as given: recorded in the results (run.command)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     except MergeError as err:
         return fail(str(err))
     output.parent.mkdir(parents=True, exist_ok=True)
-    write_results(output, merged)
+    write_results(output, merged)  # summary and statistics computed by the merge
     print(output)
     if not args.no_report:
         from cxrbench.report import render_report

@@ -1,4 +1,7 @@
-"""``cxrbench report RESULTS.json [-o FILE]``: render the HTML report of a results file."""
+"""``cxrbench report RESULTS.json [-o FILE]``: render the HTML report of a results file.
+
+The file is validated, and its summary and statistics are recomputed from its records.
+"""
 
 from __future__ import annotations
 
@@ -25,11 +28,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cxrbench.report import render_report
     from cxrbench.results.io import ResultsError, read_results
+    from cxrbench.stats import with_statistics
 
     try:
         results = read_results(args.results)
     except ResultsError as err:
         return fail(str(err))
+    results = with_statistics(results)  # from the records, never the stored (maybe stale) copy
     output = Path(args.output) if args.output else Path(args.results).with_name("report.html")
     data_root = args.data or results["provenance"].get("data", {}).get("path")
     render_report(results, output, data_root=data_root)

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from cxrbench.cli.common import Formatter, fail, parse_int_list, resolve_data
+from cxrbench.run.config import (
+    DEFAULT_EXECUTOR,
+    DEFAULT_SEEDS,
+    DEFAULT_SPLIT_SEED,
+    DEFAULT_SUITE,
+    DEFAULT_THRESHOLD_RULE,
+    DEFAULT_VAL_FRACTION,
+    EXECUTORS,
+    check_timeout,
+)
+
+EXIT_OK, EXIT_FAILED_JOBS, EXIT_USAGE = 0, 1, 2
 
 EXAMPLES = """examples:
   cxrbench run --data /data/chest_xray --models hog_svm,majority --seeds 0 --out out/
@@ -30,20 +43,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("run", help="run plugins x seeds and write results + report",
                               epilog=EXAMPLES, formatter_class=Formatter)
     p.add_argument("--data", help="data folder or CSV manifest (default: $CXRBENCH_DATA)")
-    p.add_argument("--suite", help="built-in suite name (quick, full, ...) or a .toml path; "
-                   "default 'quick' when --models is not given")
+    p.add_argument("--suite", help="built-in suite name (quick, full, ...) or a .toml path "
+                   f"(default: {DEFAULT_SUITE!r} when --models is not given)")
     p.add_argument("--models", help="comma-separated names or patterns, e.g. 'hog_*,majority'")
-    p.add_argument("--seeds", type=parse_int_list, help="comma-separated seeds (default: suite's)")
+    p.add_argument("--seeds", type=parse_int_list, help="comma-separated seeds (default: the "
+                   f"suite's, else {','.join(map(str, DEFAULT_SEEDS))})")
     p.add_argument("--out", default="out", help="output folder for results.json and report.html")
     p.add_argument("--resume", action="store_true", help="continue a run: skip finished jobs")
     p.add_argument("--overwrite", action="store_true", help="replace an existing results.json")
-    p.add_argument("--threshold-rule", help="'0.5', 'youden' or 'sensitivity:0.95' "
-                   "(chosen on validation; default: the suite's, else youden)")
-    p.add_argument("--val-fraction", type=float, default=0.15, help="validation share of train")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the split plan")
+    p.add_argument("--threshold-rule", help="'fixed:0.5', 'youden' or 'sensitivity:0.95' "
+                   "(chosen on validation; default: the suite's, else "
+                   f"{DEFAULT_THRESHOLD_RULE})")
+    p.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
+                   help="validation share of train")
+    p.add_argument("--split-seed", type=int, default=DEFAULT_SPLIT_SEED,
+                   help="seed of the split plan")
     p.add_argument("--cache-dir", help="image/feature cache (default: $CXRBENCH_CACHE_DIR or "
                    "~/.cache/cxrbench)")
-    p.add_argument("--executor", default="process", choices=["process", "inline", "dask"],
+    p.add_argument("--executor", default=DEFAULT_EXECUTOR, choices=EXECUTORS,
                    help="where jobs run")
     p.add_argument("--timeout", metavar="SECONDS|MODEL=SECONDS,...",
                    help="per-job timeout: '600' for every job, 'cnn_seed=3600' for one model, "
@@ -89,11 +106,10 @@ def parse_timeouts(text: str | None) -> tuple[float | None, dict[str, float]]:
     for item in filter(None, (part.strip() for part in (text or "").split(","))):
         model, sep, value = item.rpartition("=")
         try:
-            seconds = float(value)
+            number = float(value)
         except ValueError:
             raise ValueError(f"--timeout {item!r}: expected SECONDS or MODEL=SECONDS") from None
-        if seconds <= 0:
-            raise ValueError(f"--timeout {item!r}: the timeout must be positive")
+        seconds = float(check_timeout(number, f"--timeout {item!r}"))  # finite, positive
         if sep:
             per_model[model] = seconds
         else:
@@ -143,7 +159,7 @@ def build_config(args: argparse.Namespace) -> Any:
     if data is None:
         raise ValueError("no data: pass --data PATH or set CXRBENCH_DATA "
                          "(or try `cxrbench demo` for an offline synthetic run)")
-    suite = load_suite(args.suite or "quick") if (args.suite or not args.models) else None
+    suite = load_suite(args.suite or DEFAULT_SUITE) if (args.suite or not args.models) else None
     if args.models:
         specs = [ModelSpec(name) for name in expand_model_patterns(args.models)]
     else:
@@ -164,10 +180,10 @@ def build_config(args: argparse.Namespace) -> Any:
     return RunConfig(
         data_path=data,
         models=specs,
-        seeds=args.seeds or (suite.seeds if suite else [0]),
+        seeds=args.seeds or (suite.seeds if suite else list(DEFAULT_SEEDS)),
         out_dir=Path(args.out),
         threshold_rule=args.threshold_rule or (suite.threshold_rule if suite else None)
-        or "youden",
+        or DEFAULT_THRESHOLD_RULE,
         val_fraction=args.val_fraction,
         split_seed=args.split_seed,
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
@@ -179,23 +195,39 @@ def build_config(args: argparse.Namespace) -> Any:
         overwrite=args.overwrite,
         suite=suite.name if suite else None,
         report=not args.no_report,
+        command=getattr(args, "command_line", None),
     )
+
+
+def interrupted_exit_code(signum: int) -> int:
+    """The shell convention, 128 + signal number: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
+    return 128 + signum
+
+
+def exit_code(outcome: Any) -> int:
+    """A ``RunOutcome`` as an exit code: 0 all ok, 1 some jobs failed, 128 + N on signal N."""
+    if outcome.interrupted:
+        return interrupted_exit_code(outcome.signal or signal.SIGINT)
+    return EXIT_FAILED_JOBS if outcome.n_failed else EXIT_OK
+
+
+def print_outcome(outcome: Any) -> None:
+    print(outcome.results_path)
+    if outcome.report_path is not None:
+        print(outcome.report_path)
 
 
 def run(args: argparse.Namespace) -> int:
     from cxrbench.plugins.registry import UnknownModelError
-    from cxrbench.run.harness import RunError, interrupted_exit_code, run_benchmark
-    from cxrbench.run.suites import SuiteError
+    from cxrbench.run.harness import RunError, interrupting_signal, run_benchmark
 
     try:
         config = build_config(args)
-        results_path, code = run_benchmark(config)
-    except (RunError, SuiteError, UnknownModelError, ValueError) as err:
-        return fail(str(err))
+        outcome = run_benchmark(config)
+    except (RunError, UnknownModelError, ValueError) as err:  # ConfigError, SuiteError too
+        return fail(str(err), EXIT_USAGE)
     except KeyboardInterrupt as err:  # before any job ran: nothing new to keep
         print("interrupted", file=sys.stderr)
-        return interrupted_exit_code(err)
-    print(results_path)
-    if config.report:
-        print(results_path.with_name("report.html"))
-    return code
+        return interrupted_exit_code(interrupting_signal(err))
+    print_outcome(outcome)
+    return exit_code(outcome)

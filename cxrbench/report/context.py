@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from cxrbench.results.io import leaderboard
+from cxrbench.results.leaderboard import leaderboard
 from cxrbench.scoring.metrics import METRICS, TIMING_DIRECTIONS, higher_is_better
 
 # Leaderboard columns after the model name: (key, label, digits, shows an interval).

@@ -128,12 +128,12 @@ def render_report(
 
     ``data_root`` is where the test images are read for the gallery (default: the data path
     recorded in the results); the report is written without thumbnails when it is unreachable.
-    Statistics are computed here when the results do not carry them (an older file).
+    Summary and statistics are computed here when the results do not carry them.
     """
-    if "statistics" not in results:
-        from cxrbench.stats import compute_statistics
+    if "summary" not in results or "statistics" not in results:
+        from cxrbench.stats import with_statistics
 
-        results = {**results, "statistics": compute_statistics(results)}
+        results = with_statistics(results)
     values = report_context(results, data_root)
     html = template_environment().get_template("report.html.j2").render(**values)
     path = atomic_write_text(Path(path), html)

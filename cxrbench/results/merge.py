@@ -3,9 +3,11 @@
 For a benchmark whose jobs ran in several places or at several times: classical models on a
 laptop, deep ones on a GPU box, a seed rerun at a clean commit. The files must agree on what
 makes scores comparable (data hash, split plan, threshold rule, the evaluated images);
-anything else may differ. A later file's successful record replaces an earlier one with the
-same ``job_id``. Every kept record gets an ``origin``: the file it came from and the git
-commit it ran at, so a merged file never hides which code made which number.
+anything else may differ. Rules are compared by meaning ("0.5" and "fixed:0.5" are one rule).
+A later file's successful record replaces an earlier one with the same ``job_id``. Every kept
+record gets an ``origin``: the file it came from and the git commit it ran at, so a merged file
+never hides which code made which number. Summary and statistics of the merged file are
+computed from its records.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 from cxrbench.provenance import utc_now
 from cxrbench.results.io import ResultsError, read_results
+from cxrbench.scoring.thresholds import canonical_rule
+from cxrbench.stats import with_statistics
 
 
 class MergeError(ValueError):
@@ -36,12 +40,18 @@ def record_git(results: dict[str, Any], record: dict[str, Any]) -> dict[str, Any
     return {"commit": git.get("commit"), "dirty": git.get("dirty")}
 
 
+def _rule(results: dict[str, Any]) -> str | None:
+    """The run's threshold rule, canonical (validated files hold a parseable rule or none)."""
+    rule = results["run"].get("threshold_rule")
+    return canonical_rule(rule) if rule is not None else None
+
+
 def _key(results: dict[str, Any]) -> dict[str, Any]:
     evaluation = results.get("evaluation") or {}
     return {
         "data hash": (results["provenance"].get("data") or {}).get("data_hash"),
         "split plan": results["split"].get("sha256"),
-        "threshold rule": results["run"].get("threshold_rule"),
+        "threshold rule": _rule(results),
         "evaluated images": [(evaluation.get(s) or {}).get("ids") for s in ("val", "test")],
     }
 
@@ -64,13 +74,16 @@ def merge_results(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         git = results["provenance"].get("git") or {}
         sources.append({"file": name, "git_commit": git.get("commit"), "dirty": git.get("dirty"),
                         "started": results["run"].get("started"),
-                        "cpu_model": results["provenance"].get("cpu_model")})
+                        "cpu_model": results["provenance"].get("cpu_model"),
+                        "command": results["run"].get("command")})
         for record in results["records"]:
             previous = kept.get(record["job_id"])
             if previous is not None and previous["status"] == "ok" and record["status"] != "ok":
                 continue  # a later failure does not erase an earlier success
             record = copy.deepcopy(record)
             record["origin"] = {"file": name, **record_git(results, record)}
+            if record.get("threshold_rule") is not None:
+                record["threshold_rule"] = canonical_rule(record["threshold_rule"])
             kept[record["job_id"]] = record
     for source in sources:  # the jobs each file still contributes after replacement
         source["jobs"] = [j for j, r in kept.items() if r["origin"]["file"] == source["file"]]
@@ -87,7 +100,7 @@ def merge_results(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     merged["run"] = {
         "models": sorted({r["model"] for r in records}),
         "seeds": sorted({r["seed"] for r in records}),
-        "threshold_rule": runs[0].get("threshold_rule"),
+        "threshold_rule": _rule(parts[0][1]),
         "suite": "merged",
         "executor": "merged",
         "status": "complete" if all(r.get("status") == "complete" for r in runs) else "interrupted",
@@ -99,7 +112,7 @@ def merge_results(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
                  "commit(s). run.sources lists the files; each record's origin its commit."),
         "sources": [s for s in sources if s["jobs"]],
     }
-    return merged
+    return with_statistics(merged)
 
 
 def merge_files(paths: list[str | Path]) -> dict[str, Any]:

@@ -5,14 +5,17 @@ A metric regresses when it is worse than the baseline (in its own direction, fro
 the noise.
 The noise of a score is the half-width of the 95 % paired patient-bootstrap interval of the
 difference (both files hold test predictions on the same images), else of the candidate's own
-interval in ``results["statistics"]``; with two or more seeds on each side, 1.96 standard
-errors of the difference of the seed means are added (in quadrature). Timings use the seed
-spread only. A model whose jobs succeeded in the baseline and fail in the candidate regresses
-too. Runs on different data, split plans or threshold rules are refused (exit 2); a different
-machine or backend is a warning.
+bootstrap interval (computed from its records, never read from its stored ``statistics``);
+with two or more seeds on each side, 1.96 standard errors of the difference of the seed means
+are added (in quadrature). Timings use the seed spread only. A model whose jobs succeeded in
+the baseline and fail in the candidate regresses too. Runs on different data, split plans or
+threshold rules are refused (exit 2; rules compare by meaning: "0.5" is "fixed:0.5"); a
+different machine or backend is a warning.
 
     comparison = compare_files("results/baseline.json", "out/results.json")
-    print(to_markdown(comparison)); sys.exit(comparison.exit_code)
+    print(comparison.regressions); sys.exit(comparison.exit_code)
+
+(``cxrbench compare`` renders it for the terminal and as Markdown: ``cxrbench.cli.compare``.)
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 
 from cxrbench.results.io import read_results
 from cxrbench.scoring.metrics import METRICS, TIMING_DIRECTIONS, higher_is_better
+from cxrbench.scoring.thresholds import canonical_rule
 
 EXIT_OK, EXIT_REGRESSION, EXIT_INCOMPARABLE = 0, 1, 2
 MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_count", "backend", "device")
@@ -207,7 +211,9 @@ def check_comparable(baseline: dict[str, Any], candidate: dict[str, Any]) -> lis
         "data hash (provenance.data.data_hash)": lambda r: r["provenance"].get("data", {})
         .get("data_hash"),
         "split plan (split.sha256)": lambda r: r["split"].get("sha256"),
-        "threshold rule (run.threshold_rule)": lambda r: r["run"].get("threshold_rule"),
+        "threshold rule (run.threshold_rule)": lambda r: (
+            canonical_rule(r["run"]["threshold_rule"])
+            if r["run"].get("threshold_rule") is not None else None),
     }
     for what, get in checks.items():
         b, c = get(baseline), get(candidate)
@@ -251,27 +257,15 @@ def _seed_values(records: list[dict[str, Any]], split: str, metric: str) -> list
     return [float(v) for v in raw if v is not None and math.isfinite(v)] if known else None
 
 
-def _interval(statistics: Any, model: str, split: str, metric: str) -> tuple[float, float] | None:
-    """The candidate's 95 % interval for a metric from results["statistics"], if present.
-
-    Accepts statistics[("models"|"bootstrap")?][model][split][metric] holding
-    {"ci_low","ci_high"} / {"low","high"} / {"lower","upper"} / {"ci": [lo, hi]}.
-    """
-    if not isinstance(statistics, dict):
+def _interval(statistics: dict[str, Any] | None, model: str, split: str, metric: str
+              ) -> tuple[float, float] | None:
+    """The 95 % interval of a model's seed-mean metric in ``compute_statistics``'s output."""
+    node = (((statistics or {}).get("models") or {}).get(model) or {}).get(split) or {}
+    interval = node.get(metric) or {}
+    low, high = interval.get("low"), interval.get("high")
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         return None
-    for root in (statistics, statistics.get("models"), statistics.get("bootstrap")):
-        node: Any = root
-        for key in (model, split, metric):
-            node = node.get(key) if isinstance(node, dict) else None
-        if not isinstance(node, dict):
-            continue
-        for lo, hi in (("ci_low", "ci_high"), ("low", "high"), ("lower", "upper")):
-            if node.get(lo) is not None and node.get(hi) is not None:
-                return float(node[lo]), float(node[hi])
-        pair = node.get("ci", node.get("ci95"))
-        if isinstance(pair, list | tuple) and len(pair) == 2 and None not in pair:
-            return float(pair[0]), float(pair[1])
-    return None
+    return float(low), float(high)
 
 
 class PairedBootstrap:
@@ -468,8 +462,12 @@ def compare_results(
         return comparison
     comparison.warnings = machine_warnings(baseline, candidate)
     base, cand = _by_model(baseline), _by_model(candidate)
-    statistics = candidate.get("statistics")
     paired = PairedBootstrap.for_runs(baseline, candidate, split) if use_noise else None
+    statistics = None  # the candidate's own intervals: the noise when the runs are not paired
+    if use_noise and paired is None and split == "test":
+        from cxrbench.stats import with_statistics  # scipy: only when it is needed
+
+        statistics = with_statistics(candidate)["statistics"]
     for model in [*base, *(m for m in cand if m not in base)]:
         if model not in cand:
             comparison.models.append(ModelComparison(model, "removed"))

@@ -1,44 +1,46 @@
 """The harness: one split plan, every plugin x seed on it, each record saved as it finishes.
 
-Flow: data -> records -> split plan (saved, hashed) -> image cache built once per size ->
-jobs -> executor -> results.json rewritten atomically after every record -> report.html.
-An interrupted run (Ctrl-C or SIGTERM) keeps what it finished, writes its partial report and
-exits 130 or 143; a SIGKILLed one keeps every record written before the kill (writes are
-atomic). ``resume=True`` skips finished jobs.
+Steps, one function each: validate the configuration -> load the data -> plan the split and
+the jobs, and build the image cache once per input shape (``cxrbench.run.plan``) -> open the
+results (new, or resumed) -> execute the jobs, writing results.json atomically after every
+record -> finish: summary and statistics computed once, the final results and report.html
+written. An interrupted run
+(Ctrl-C or SIGTERM) keeps what it finished and writes its partial report; a SIGKILLed one
+keeps every record written before the kill (writes are atomic). ``resume=True`` skips
+finished jobs. ``run_benchmark`` returns a ``RunOutcome``; the CLI maps it to an exit code.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from cxrbench import __version__
 from cxrbench.data import DataError, Dataset, ImageCache, default_cache_dir, load_dataset
-from cxrbench.plugins.registry import get_card, model_source
-from cxrbench.provenance import collect_provenance, git_info, utc_now
+from cxrbench.plugins.registry import get_card
+from cxrbench.provenance import collect_provenance, cpu_model, git_info, utc_now
 from cxrbench.results.io import ResultsError, read_results, write_results
+from cxrbench.results.schema import SCHEMA_VERSION
 from cxrbench.run.config import RunConfig
-from cxrbench.run.executors import ExecutorError, make_executor
+from cxrbench.run.executors import Executor, ExecutorError, make_executor
 from cxrbench.run.jobs import Job
-from cxrbench.scoring.thresholds import parse_rule
-from cxrbench.splits import SplitPlan, make_split_plan
+from cxrbench.run.plan import RunError, build_jobs, plan_split, prepare_cache
+from cxrbench.scoring.thresholds import canonical_rule
+from cxrbench.splits import SplitPlan
+from cxrbench.stats import with_statistics
 
 RESULTS_FILE = "results.json"
 SPLIT_FILE = "split_plan.json"
 REPORT_FILE = "report.html"
-
-EXIT_OK, EXIT_FAILED_RECORDS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class RunError(ValueError):
-    """The run cannot start as configured (bad data, mismatched resume, ...)."""
 
 
 class RunTerminated(KeyboardInterrupt):
@@ -49,9 +51,25 @@ class RunTerminated(KeyboardInterrupt):
         self.signum = signum
 
 
-def interrupted_exit_code(err: KeyboardInterrupt) -> int:
-    """The shell convention, 128 + signal number: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
-    return 128 + getattr(err, "signum", signal.SIGINT)
+def interrupting_signal(err: KeyboardInterrupt) -> int:
+    """The signal behind an interrupt: SIGTERM for ``RunTerminated``, else SIGINT (Ctrl-C)."""
+    return int(getattr(err, "signum", signal.SIGINT))
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run did. ``signal`` is the number of the signal that interrupted it, if any."""
+
+    results_path: Path
+    report_path: Path | None
+    status: Literal["complete", "interrupted"]
+    n_ok: int
+    n_failed: int  # error and timeout records
+    signal: int | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.status == "interrupted"
 
 
 @contextlib.contextmanager
@@ -75,20 +93,29 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _check_both_classes(dataset: Dataset, plan: SplitPlan) -> None:
-    labels = dataset.records.set_index("record_id")["label"]
-    for split in ("train", "val", "test"):
-        present = set(labels.loc[list(plan.ids(split))].tolist())
-        if present != {0, 1}:
-            names = {0: "NORMAL", 1: "PNEUMONIA"}
-            have = ", ".join(names[c] for c in sorted(present)) or "no images"
-            raise RunError(
-                f"the {split} split of {dataset.root} has only {have}; a pneumonia benchmark "
-                "needs both NORMAL and PNEUMONIA images in train, val and test. "
-                "Add the missing class folder or check the data path."
-            )
+# ------------------------------------------------------------------------------------- validate
+def _validate(config: RunConfig) -> Path:
+    """Checks what the configuration cannot check alone; returns the results path."""
+    for spec in config.models:
+        get_card(spec.name)  # unknown names fail before any work
+    results_path = config.out_dir / RESULTS_FILE
+    if results_path.exists() and not (config.resume or config.overwrite):
+        raise RunError(
+            f"{results_path} already exists: pass --resume to continue it, "
+            "--overwrite to replace it, or choose another --out"
+        )
+    return results_path
 
 
+# ------------------------------------------------------------------------------------ load data
+def _load_data(config: RunConfig, cache_dir: Path) -> Dataset:
+    try:
+        return load_dataset(config.data_path, cache_dir=cache_dir)
+    except DataError as err:
+        raise RunError(str(err)) from err
+
+
+# --------------------------------------------------------------------------------- open results
 def _evaluation_section(dataset: Dataset, plan: SplitPlan, failed: set[str]) -> dict[str, Any]:
     records = dataset.records.set_index("record_id")
     section = {}
@@ -100,50 +127,6 @@ def _evaluation_section(dataset: Dataset, plan: SplitPlan, failed: set[str]) -> 
             "groups": records.loc[ids, "patient_id"].astype(str).tolist(),
         }
     return section
-
-
-def prepare_cache(
-    dataset: Dataset, plan: SplitPlan, cache: ImageCache, shapes: set[tuple[int, int]]
-) -> set[str]:
-    """Decode every image once per (size, channels), split by split, in plan order.
-
-    Jobs then load each split as exactly one cached shard (a zero-copy memmap). Returns the
-    record ids that could not be decoded; they are skipped, with a warning naming them.
-    """
-    records = dataset.records.set_index("record_id", drop=False)
-    failed: dict[str, str] = {}
-    for size, channels in sorted(shapes):
-        for split in ("train", "val", "test"):
-            subset = records.loc[list(plan.ids(split))]
-            _log(f"cache: {split} ({len(subset)} images) at {size}px x {channels}ch")
-            result = cache.load(subset, size, channels, progress=sys.stderr.isatty())
-            for item in result.failed:
-                failed[item["record_id"]] = item["reason"]
-    for record_id, reason in sorted(failed.items()):
-        _log(f"warning: skipping unreadable image {record_id}: {reason}")
-    return set(failed)
-
-
-def build_jobs(config: RunConfig, dataset: Dataset, plan: SplitPlan, plan_path: Path,
-               cache_dir: Path) -> list[Job]:
-    return [
-        Job(
-            model=spec.name,
-            seed=seed,
-            # The path as given (a manifest's root is its folder, not the CSV file itself).
-            data_path=str(Path(config.data_path).expanduser().absolute()),
-            data_hash=dataset.data_hash,
-            split_plan_path=str(plan_path),
-            split_sha256=plan.sha256,
-            cache_dir=str(cache_dir),
-            threshold_rule=config.threshold_rule,
-            params=dict(spec.params),
-            timeout_s=spec.timeout_s if spec.timeout_s is not None else config.timeout_s,
-            plugin_source=model_source(spec.name),
-        )
-        for spec in config.models
-        for seed in config.seeds
-    ]
 
 
 def _start_results(config: RunConfig, dataset: Dataset, plan: SplitPlan,
@@ -159,14 +142,15 @@ def _start_results(config: RunConfig, dataset: Dataset, plan: SplitPlan,
     }
     provenance["split_sha256"] = plan.sha256
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "tool": {"name": "cxrbench", "version": __version__},
         "run": {
             "models": [spec.name for spec in config.models],
             "seeds": list(config.seeds),
-            "threshold_rule": config.threshold_rule,
+            "threshold_rule": str(config.threshold_rule),
             "suite": config.suite,
             "executor": config.executor,
+            "command": config.command,
             "status": "running",
             "started": utc_now(),
             "finished": None,
@@ -185,7 +169,9 @@ def _start_results(config: RunConfig, dataset: Dataset, plan: SplitPlan,
     }
 
 
-def _resume_results(path: Path, dataset: Dataset, plan: SplitPlan) -> dict[str, Any]:
+def _previous_results(path: Path, config: RunConfig, dataset: Dataset,
+                      plan: SplitPlan) -> dict[str, Any]:
+    """The results file to resume, checked against this run's data, split plan and rule."""
     try:
         previous = read_results(path)
     except ResultsError as err:
@@ -194,68 +180,42 @@ def _resume_results(path: Path, dataset: Dataset, plan: SplitPlan) -> dict[str, 
     if previous["split"].get("sha256") != plan.sha256:
         raise RunError(
             f"cannot resume {path}: it was made on another split plan "
-            f"({previous['split'].get('sha256', '?')[:12]} != {plan.sha256[:12]}); "
+            f"({str(previous['split'].get('sha256', '?'))[:12]} != {plan.sha256[:12]}); "
             "use a new --out folder"
         )
-    if previous["provenance"].get("data", {}).get("data_hash") != dataset.data_hash:
+    if (previous["provenance"].get("data") or {}).get("data_hash") != dataset.data_hash:
         raise RunError(f"cannot resume {path}: the data changed since it was written")
-    # Failed jobs are tried again; finished ones are kept as they are.
-    previous["records"] = [r for r in previous["records"] if r["status"] == "ok"]
+    rule = previous["run"].get("threshold_rule")
+    if rule is not None and canonical_rule(rule) != str(config.threshold_rule):
+        raise RunError(f"cannot resume {path}: it was run with threshold rule "
+                       f"{canonical_rule(rule)}, not {config.threshold_rule}; pass "
+                       f"--threshold-rule {canonical_rule(rule)} or use a new --out folder")
     return previous
 
 
-def run_benchmark(
-    config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = None
-) -> tuple[Path, int]:
-    """Run the configured jobs; returns the results path and the exit code."""
-    parse_rule(config.threshold_rule)
-    for spec in config.models:
-        get_card(spec.name)  # unknown names fail before any work
-    if not config.seeds:
-        raise RunError("no seeds given")
-    out_dir = Path(config.out_dir)
-    results_path = out_dir / RESULTS_FILE
-    if results_path.exists() and not (config.resume or config.overwrite):
-        raise RunError(
-            f"{results_path} already exists: pass --resume to continue it, "
-            "--overwrite to replace it, or choose another --out"
-        )
-    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    try:
-        dataset = load_dataset(config.data_path, cache_dir=cache_dir)
-    except DataError as err:
-        raise RunError(str(err)) from err
-    plan = make_split_plan(dataset.records, val_fraction=config.val_fraction,
-                           seed=config.split_seed)
-    _check_both_classes(dataset, plan)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plan_path = plan.save(out_dir / SPLIT_FILE)
-    cache = ImageCache(cache_dir)
-    shapes = set()
-    for spec in config.models:
-        card = get_card(spec.name)
-        shapes.add((int(spec.params.get("input_size", card.input_size)),
-                    int(spec.params.get("channels", card.channels))))
-    failed = prepare_cache(dataset, plan, cache, shapes)
+def _resume(previous: dict[str, Any], config: RunConfig) -> tuple[dict[str, Any], dict]:
+    """Continue ``previous``: failed jobs are tried again, finished ones kept as they are.
 
-    session: dict[str, Any] | None = None
-    if config.resume and results_path.exists():
-        results = _resume_results(results_path, dataset, plan)
-        results["run"]["status"] = "running"
-        # The commit may have moved since the file was started: say which jobs ran at which.
-        session = {"started": utc_now(), "git": git_info(), "jobs": []}
-        results["run"].setdefault("resumed", []).append(session)
-    else:
-        results = _start_results(config, dataset, plan, failed)
-    done = {r["job_id"] for r in results["records"]}
-    jobs = [j for j in build_jobs(config, dataset, plan, plan_path, cache_dir)
-            if j.job_id not in done]
-    if done:
-        _log(f"resume: {len(done)} finished job(s) kept, {len(jobs)} to run")
-    executor = make_executor(config.executor, timeout_s=config.timeout_s,
-                             **config.executor_options)  # a missing extra fails before writing
-    write_results(results_path, results)
-    exit_code = EXIT_OK
+    The session records who continued the run, where and at which commit (it may have moved
+    since the file was started), and which jobs it ran.
+    """
+    results = {k: v for k, v in previous.items() if k not in ("summary", "statistics")}
+    results["records"] = [r for r in previous["records"] if r["status"] == "ok"]
+    results["run"]["status"] = "running"
+    results["run"]["threshold_rule"] = str(config.threshold_rule)  # older files: "0.5"
+    session: dict[str, Any] = {"started": utc_now(), "command": config.command,
+                               "hostname": socket.gethostname(), "cpu_model": cpu_model(),
+                               "git": git_info(), "jobs": []}
+    results["run"].setdefault("resumed", []).append(session)
+    return results, session
+
+
+# -------------------------------------------------------------------------------------- execute
+def _execute(executor: Executor, jobs: list[Job], results: dict[str, Any],
+             session: dict[str, Any] | None, results_path: Path,
+             on_record: Callable[[dict[str, Any]], None] | None) -> int | None:
+    """Runs the jobs, saving each record as it arrives (no statistics: those come once, at
+    the end). Returns the signal that interrupted the run, or None when every job ran."""
     try:
         with sigterm_as_interrupt():
             for i, record in enumerate(executor.run(jobs), start=1):
@@ -266,28 +226,75 @@ def run_benchmark(
                 _log(_describe(record, i, len(jobs)))
                 if on_record is not None:
                     on_record(record)
-        results["run"]["status"] = "complete"
     except KeyboardInterrupt as err:
-        results["run"]["status"] = "interrupted"
-        exit_code = interrupted_exit_code(err)
-        _log(f"interrupted ({str(err) or 'Ctrl-C'}): {len(results['records'])} record(s) kept in "
-             f"{results_path}; rerun with --resume to continue")
-    except ExecutorError as err:  # e.g. no Dask scheduler at the address: misuse, exit 2
-        results["run"]["status"] = "interrupted"
-        write_results(results_path, results)
-        raise RunError(f"{err} ({len(results['records'])} record(s) kept in {results_path}; "
-                       "rerun with --resume once fixed)") from err
+        _log(f"interrupted ({str(err) or 'Ctrl-C'}): {len(results['records'])} record(s) kept "
+             f"in {results_path}; rerun with --resume to continue")
+        return interrupting_signal(err)
+    return None
+
+
+# --------------------------------------------------------------------------------------- finish
+def _finish(results: dict[str, Any], session: dict[str, Any] | None, results_path: Path,
+            status: Literal["complete", "interrupted"]) -> dict[str, Any]:
+    """Marks the run ended, computes its summary and statistics once, writes the file."""
+    results["run"]["status"] = status
     results["run"]["finished"] = utc_now()
     if session is not None:
         session["finished"] = results["run"]["finished"]
+    results = with_statistics(results)
     write_results(results_path, results)
+    return results
+
+
+def run_benchmark(
+    config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = None
+) -> RunOutcome:
+    """Run the configured jobs; returns what happened (see ``RunOutcome``).
+
+    Raises ``RunError`` when the run cannot start (or its executor fails), before any job.
+    """
+    results_path = _validate(config)
+    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    dataset = _load_data(config, cache_dir)
+    plan = plan_split(config, dataset)
+    previous = (_previous_results(results_path, config, dataset, plan)
+                if config.resume and results_path.exists() else None)
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    plan_path = plan.save(config.out_dir / SPLIT_FILE)  # after a resume has been accepted
+    jobs = build_jobs(config, dataset, plan, plan_path, cache_dir)
+    failed = prepare_cache(dataset, plan, ImageCache(cache_dir),
+                           {(job.image_size, job.channels) for job in jobs})
+
+    session = None
+    if previous is not None:
+        results, session = _resume(previous, config)
+    else:
+        results = _start_results(config, dataset, plan, failed)
+    done = {r["job_id"] for r in results["records"]}
+    jobs = [job for job in jobs if job.job_id not in done]
+    if done:
+        _log(f"resume: {len(done)} finished job(s) kept, {len(jobs)} to run")
+    executor = make_executor(config.executor, timeout_s=config.timeout_s,
+                             **config.executor_options)  # a missing extra fails before writing
+    write_results(results_path, results)
+    try:
+        signum = _execute(executor, jobs, results, session, results_path, on_record)
+    except ExecutorError as err:  # e.g. no Dask scheduler at the address: misuse
+        results = _finish(results, session, results_path, "interrupted")
+        raise RunError(f"{err} ({len(results['records'])} record(s) kept in {results_path}; "
+                       "rerun with --resume once fixed)") from err
+    results = _finish(results, session, results_path,
+                      "complete" if signum is None else "interrupted")
+    report_path = None
     if config.report:
         from cxrbench.report import render_report
 
-        render_report(results, out_dir / REPORT_FILE, data_root=dataset.root)
-    if exit_code == EXIT_OK and any(r["status"] != "ok" for r in results["records"]):
-        exit_code = EXIT_FAILED_RECORDS
-    return results_path, exit_code
+        report_path = render_report(results, config.out_dir / REPORT_FILE,
+                                    data_root=dataset.root)
+    n_ok = sum(r["status"] == "ok" for r in results["records"])
+    return RunOutcome(results_path=results_path, report_path=report_path,
+                      status=results["run"]["status"], n_ok=n_ok,
+                      n_failed=len(results["records"]) - n_ok, signal=signum)
 
 
 def _describe(record: dict[str, Any], i: int, n: int) -> str:

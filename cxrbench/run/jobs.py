@@ -23,7 +23,7 @@ from cxrbench.plugins.contract import ImageSet
 from cxrbench.plugins.registry import create_model, get_card, import_model_source
 from cxrbench.provenance import utc_now
 from cxrbench.scoring.metrics import compute_metrics, confusion_counts
-from cxrbench.scoring.thresholds import choose_threshold
+from cxrbench.scoring.thresholds import ThresholdRule
 
 PREDICTION_DECIMALS = 6
 
@@ -37,7 +37,9 @@ class Job:
     split_plan_path: str
     split_sha256: str
     cache_dir: str
-    threshold_rule: str
+    threshold_rule: str  # canonical (str(ThresholdRule)): "youden", "fixed:0.5", ...
+    image_size: int  # the input the plugin gets: its card's, or its params' override
+    channels: int
     params: dict[str, Any] = field(default_factory=dict)
     timeout_s: float | None = None
     plugin_source: str = ""  # "module:Class", so a worker can import a user's plugin module
@@ -45,14 +47,6 @@ class Job:
     @property
     def job_id(self) -> str:
         return job_id(self.model, self.params, self.seed)
-
-    @property
-    def image_size(self) -> int:
-        return int(self.params.get("input_size", get_card(self.model).input_size))
-
-    @property
-    def channels(self) -> int:
-        return int(self.params.get("channels", get_card(self.model).channels))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -199,7 +193,7 @@ def run_job(job: Job) -> dict[str, Any]:
         p_val = validate_probabilities(job.model, p_val, len(sets["val"]), "val")
         p_test = validate_probabilities(job.model, p_test, len(sets["test"]), "test")
         y_val, y_test = sets["val"].labels, sets["test"].labels
-        threshold = choose_threshold(job.threshold_rule, y_val, p_val)
+        threshold = ThresholdRule.parse(job.threshold_rule).choose(y_val, p_val)
         fit_info = getattr(plugin, "fit_info_", {}) or {}
         record.update(
             status="ok",

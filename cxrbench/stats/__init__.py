@@ -1,7 +1,8 @@
 """Uncertainty and comparisons: patient bootstrap, DeLong, McNemar, Holm, calibration.
 
-``compute_statistics(results)`` fills the ``statistics`` section of a results file; the
-building blocks are public for notebooks and tests.
+``with_statistics(results)`` computes the derived sections of a results file from its records:
+``summary`` (``summarize``: mean and spread over seeds) and ``statistics``
+(``compute_statistics``). The building blocks are public for notebooks and tests.
 """
 
 from cxrbench.stats.bootstrap import patient_weights, percentile_interval
@@ -9,6 +10,7 @@ from cxrbench.stats.calibration import reliability_bins
 from cxrbench.stats.compute import compute_statistics
 from cxrbench.stats.delong import DeLongComponents, delong_components, delong_test
 from cxrbench.stats.paired import holm, mcnemar
+from cxrbench.stats.summary import summarize, with_statistics
 from cxrbench.stats.weighted import resample_metrics
 
 __all__ = [
@@ -22,4 +24,6 @@ __all__ = [
     "percentile_interval",
     "reliability_bins",
     "resample_metrics",
+    "summarize",
+    "with_statistics",
 ]

@@ -17,9 +17,7 @@ What it holds (every choice is also written into ``statistics["method"]``):
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -40,11 +38,6 @@ from cxrbench.stats.paired import EXACT_BELOW, holm, mcnemar
 from cxrbench.stats.weighted import resample_metrics
 
 ALPHA = 0.05
-_CACHE_SIZE = 64
-# The harness rewrites results after every record: finished records' resampled metrics are
-# kept here (keyed by their predictions, threshold and the resampling), so each write only
-# resamples the new record.
-_sample_cache: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
 COMPARED_METRICS = ("roc_auc", "accuracy")  # paired bootstrap differences against the best
 
 
@@ -60,21 +53,6 @@ def _usable(results: dict[str, Any], n: int) -> tuple[list[tuple[dict, np.ndarra
             continue
         usable.append((record, np.asarray(p, dtype=np.float64)))
     return usable, skipped
-
-
-def _resampled(y: np.ndarray, p: np.ndarray, threshold: float, weights: np.ndarray,
-               weights_key: str) -> dict[str, np.ndarray]:
-    digest = hashlib.sha256(p.tobytes())
-    digest.update(f"{threshold!r}|{weights_key}".encode())
-    key = digest.hexdigest()
-    if key in _sample_cache:
-        _sample_cache.move_to_end(key)
-        return _sample_cache[key]
-    samples = resample_metrics(y, p, threshold, weights)
-    _sample_cache[key] = samples
-    while len(_sample_cache) > _CACHE_SIZE:
-        _sample_cache.popitem(last=False)
-    return samples
 
 
 def _interval(samples: np.ndarray, estimate: float, level: float) -> dict[str, Any]:
@@ -135,9 +113,6 @@ def compute_statistics(
     if not usable:
         return out
     weights = patient_weights(groups, n_resamples, seed)
-    weights_key = hashlib.sha256(
-        "|".join([*map(str, groups), *map(str, y.tolist()), str(n_resamples), str(seed)]).encode()
-    ).hexdigest()
     ones = np.ones((1, len(y)))
     samples: dict[str, dict[str, np.ndarray]] = {}
     estimates: dict[str, dict[str, float]] = {}
@@ -145,7 +120,7 @@ def compute_statistics(
         threshold = record.get("threshold")
         threshold = 0.5 if threshold is None else float(threshold)
         job = record["job_id"]
-        samples[job] = _resampled(y, p, threshold, weights, weights_key)
+        samples[job] = resample_metrics(y, p, threshold, weights)
         estimates[job] = {k: float(v[0]) for k, v in resample_metrics(y, p, threshold,
                                                                      ones).items()}
         out["records"][job] = {

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from cxrbench.run.config import EXECUTORS
 from cxrbench.run.executors.base import Executor, ExecutorError
 from cxrbench.run.executors.local import InlineExecutor, ProcessExecutor
 
-__all__ = ["Executor", "ExecutorError", "InlineExecutor", "ProcessExecutor", "make_executor"]
-EXECUTORS = ("process", "inline", "dask")
+__all__ = ["EXECUTORS", "Executor", "ExecutorError", "InlineExecutor", "ProcessExecutor",
+           "make_executor"]
 
 
 def make_executor(name: str, *, timeout_s: float | None = None, **options: Any) -> Executor:
@@ -26,4 +27,4 @@ def make_executor(name: str, *, timeout_s: float | None = None, **options: Any) 
                 "install it with: pip install 'cxrbench[dask]'"
             ) from err
         return DaskExecutor(timeout_s=timeout_s, **options)
-    raise ValueError(f"unknown executor {name!r}; use 'process', 'inline' or 'dask'")
+    raise ValueError(f"unknown executor {name!r}; use one of {EXECUTORS}")

@@ -1,0 +1,182 @@
+"""The results file's schema, as types: what every field of the file and of a record holds.
+
+``schema_version`` 1. The file is JSON; undefined numbers (a metric on one class, NaN) are
+stored as ``null``. ``summary`` and ``statistics`` are derived from the records
+(``cxrbench.stats.with_statistics``): readers recompute them rather than trust stored copies.
+``cxrbench.results.validate`` checks a parsed file against these types and ranges.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+SCHEMA_VERSION = 1  # the newest version this cxrbench writes and reads (it reads 1..this)
+SPLITS = ("val", "test")
+RecordStatus = Literal["ok", "error", "timeout"]
+RECORD_STATUSES: tuple[str, ...] = ("ok", "error", "timeout")
+RunStatus = Literal["running", "complete", "interrupted"]
+RUN_STATUSES: tuple[str, ...] = ("running", "complete", "interrupted")
+
+
+class ResultsError(ValueError):
+    """A results file is missing, truncated, hand-edited into an invalid state, or too new.
+
+    ``problems`` lists every problem found, one message each.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+# --------------------------------------------------------------------------------- a record
+class JobError(TypedDict):
+    type: str  # the exception's class name, "timeout" or "crash"
+    message: str
+    traceback: str | None
+
+
+class Confusion(TypedDict):
+    tp: int
+    tn: int
+    fp: int
+    fn: int
+
+
+class Timing(TypedDict):
+    fit_s: float  # wall-clock seconds of plugin.fit(train, val)
+    predict_s: float  # seconds to predict the test split
+    predict_ms_per_image: float
+    peak_rss_mb: float  # peak resident memory of the job's process during fit and predict
+
+
+class SkippedImages(TypedDict):
+    count: int  # images of the plan the job could not decode (also in provenance.data)
+    record_ids: list[str]
+
+
+class Origin(TypedDict, total=False):
+    """Added by ``cxrbench merge``: where a record came from."""
+
+    file: str
+    commit: str | None
+    dirty: bool | None
+
+
+class Record(TypedDict):
+    """One job: a plugin x params x seed. Failed jobs keep the first block and ``error``."""
+
+    job_id: str  # "model[seed=0]", or "model[<params digest>,seed=0]" with params
+    model: str  # the registered plugin name (non-empty)
+    seed: int
+    status: RecordStatus
+    family: NotRequired[str]  # from the plugin's card
+    framework: NotRequired[str]
+    params: NotRequired[dict[str, Any]]  # hyperparameters overridden for this run
+    error: NotRequired[JobError | None]  # null when ok
+    image_size: NotRequired[int]  # the input the plugin was given, pixels per side
+    channels: NotRequired[int]
+    threshold_rule: NotRequired[str]  # canonical: "youden", "fixed:0.5", "sensitivity:0.95"
+    started: NotRequired[str]  # ISO 8601, UTC
+    finished: NotRequired[str]
+    # ok records only:
+    threshold: NotRequired[float | None]  # the decision threshold chosen on validation
+    metrics: NotRequired[dict[str, dict[str, float | None]]]  # split -> metric -> [0, 1]
+    confusion: NotRequired[dict[str, Confusion]]  # split -> counts at the threshold
+    timing: NotRequired[Timing]
+    fit_info: NotRequired[dict[str, Any]]  # what the plugin reports (history, chosen params)
+    n_params: NotRequired[int | None]
+    predictions: NotRequired[dict[str, list[float]]]  # split -> one probability per image,
+    # aligned with evaluation[split].ids
+    skipped_images: NotRequired[SkippedImages]
+    origin: NotRequired[Origin]
+    worker: NotRequired[dict[str, Any]]  # the Dask worker that ran it: address, hostname
+
+
+# ------------------------------------------------------------------------------- the file
+class Tool(TypedDict):
+    name: str
+    version: str
+
+
+class ResumeSession(TypedDict, total=False):
+    """One ``--resume`` of the run: who continued it, where, at which commit, which jobs."""
+
+    started: str
+    finished: str
+    command: list[str] | None  # the command line, as given
+    hostname: str
+    cpu_model: str
+    git: dict[str, Any]  # commit, dirty, error
+    jobs: list[str]  # job ids this session ran
+
+
+class Run(TypedDict, total=False):
+    models: list[str]
+    seeds: list[int]
+    threshold_rule: str  # canonical spelling (older files may hold "0.5": the same rule)
+    suite: str | None
+    executor: str
+    status: RunStatus
+    started: str
+    finished: str | None
+    command: list[str] | None  # the command line that started the run; null from Python
+    resumed: list[ResumeSession]
+    merged: str  # `cxrbench merge` only: when, a note, and the source files
+    note: str
+    sources: list[dict[str, Any]]
+
+
+class DataProvenance(TypedDict, total=False):
+    path: str
+    kind: str  # kaggle | folders | manifest
+    data_hash: str
+    synthetic: bool
+    n_records: int
+    unreadable: list[str]  # record ids that could not be decoded, skipped by every job
+
+
+class Provenance(TypedDict, total=False):
+    """Where the numbers came from (``cxrbench.provenance.collect_provenance``)."""
+
+    cxrbench_version: str
+    packages: dict[str, str]
+    git: dict[str, Any]  # commit, dirty, error
+    python: str
+    platform: str
+    hostname: str
+    cpu_count: int
+    cpu_model: str
+    backend: str  # Keras backend
+    device: str  # "cpu" or "gpu: <names>"
+    date: str
+    data: DataProvenance
+    split_sha256: str
+
+
+class Split(TypedDict, total=False):
+    sha256: str
+    seed: int
+    val_fraction: float
+    strategy: str
+    counts: dict[str, dict[str, int]]  # split -> {"normal": n, "pneumonia": n}
+    file: str  # the plan file beside results.json
+
+
+class EvaluationSplit(TypedDict):
+    ids: list[str]  # the images every record was scored on, in prediction order
+    labels: list[int]  # 0 NORMAL, 1 PNEUMONIA
+    groups: list[str]  # patient ids: the bootstrap's resampling unit
+
+
+class ResultsFile(TypedDict):
+    schema_version: int
+    run: Run
+    provenance: Provenance
+    split: Split
+    records: list[Record]
+    tool: NotRequired[Tool]
+    evaluation: NotRequired[dict[str, EvaluationSplit]]  # "val" and "test"
+    summary: NotRequired[dict[str, Any]]  # derived: cxrbench.stats.summarize
+    statistics: NotRequired[dict[str, Any]]  # derived: cxrbench.stats.compute_statistics
+    data_audit: NotRequired[dict[str, Any]]
