@@ -81,10 +81,8 @@ def test_batches_resize_when_the_images_are_another_size(tmp_path: Path) -> None
 
 def test_preprocessing_ranges() -> None:
     assert kc.value_range(kc.scale_unit) == pytest.approx((0.0, 1.0))
-    assert kc.value_range(kc.scale_symmetric) == pytest.approx((-1.0, 1.0))
-    pre = keras.applications.mobilenet_v2.preprocess_input
-    x = np.array([[[[0.0, 127.5, 255.0]]]], np.float32)
-    np.testing.assert_allclose(kc.scale_symmetric(x.copy()), pre(x.copy()), atol=1e-6)
+    pre = keras.applications.mobilenet_v2.preprocess_input  # what the transfer plugins use
+    assert kc.value_range(lambda x: np.asarray(pre(x), np.float32)) == pytest.approx((-1.0, 1.0))
 
 
 def test_balanced_class_weight() -> None:
@@ -170,7 +168,7 @@ def test_mixed_precision_policy_is_restored() -> None:
 
 @pytest.mark.gpu
 def test_keras_sees_the_gpu() -> None:
-    if not kc.has_accelerator():
+    if kc.backend_info()["device"] == "cpu":
         pytest.skip("no GPU visible to Keras (backend_info()['device'] == 'cpu')")
     x = keras.ops.ones((4, 4))
     assert "cpu" not in str(getattr(x, "device", "gpu")).lower()

@@ -29,7 +29,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -233,7 +233,6 @@ class ExtractionStats:
     misses: int = 0
     seconds: float = 0.0
     compute_seconds: float = 0.0
-    by_extractor: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"cache_hits": self.hits, "cache_misses": self.misses,
@@ -424,7 +423,5 @@ def extract_cached(extractor: FeatureExtractor, images: ImageSet | np.ndarray, *
         stats.hits += int(found.sum())
         stats.misses += len(missing)
         stats.compute_seconds += compute_s
-        elapsed = time.perf_counter() - start
-        stats.seconds += elapsed
-        stats.by_extractor[extractor.name] = stats.by_extractor.get(extractor.name, 0) + elapsed
+        stats.seconds += time.perf_counter() - start
     return feats

@@ -44,11 +44,6 @@ def scale_unit(x: np.ndarray) -> np.ndarray:
     return x * np.float32(1.0 / 255.0)
 
 
-def scale_symmetric(x: np.ndarray) -> np.ndarray:
-    """uint8 pixel values -> [-1, 1] (MobileNet-style ``preprocess_input``, mode "tf")."""
-    return x * np.float32(1.0 / 127.5) - np.float32(1.0)
-
-
 def value_range(preprocess: Preprocess, channels: int = 3) -> tuple[float, float]:
     """The range ``preprocess`` maps pixel values 0..255 to (for augmentation layers)."""
     lo = preprocess(np.zeros((1, 1, 1, channels), np.float32))
@@ -77,10 +72,6 @@ def backend_info() -> dict[str, str]:
     else:
         device = "cpu"
     return {"backend": backend, "device": device}
-
-
-def has_accelerator() -> bool:
-    return backend_info()["device"] != "cpu"
 
 
 def set_seed(seed: int) -> None:

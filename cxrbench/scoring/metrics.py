@@ -27,7 +27,6 @@ class Metric:
     higher_is_better: bool
     label: str
     compute: Callable[[np.ndarray, np.ndarray, float], float]
-    needs_both_classes: bool = False
     group: str = "threshold"  # threshold | ranking | calibration | operating_point
 
 
@@ -144,13 +143,13 @@ METRICS: dict[str, Metric] = {
         Metric("recall", True, "Recall (sensitivity)", _recall),
         Metric("specificity", True, "Specificity", _specificity),
         Metric("f1", True, "F1", _f1),
-        Metric("roc_auc", True, "ROC AUC", _roc_auc, needs_both_classes=True, group="ranking"),
-        Metric("pr_auc", True, "PR AUC", _pr_auc, needs_both_classes=True, group="ranking"),
+        Metric("roc_auc", True, "ROC AUC", _roc_auc, group="ranking"),
+        Metric("pr_auc", True, "PR AUC", _pr_auc, group="ranking"),
         Metric("brier", False, "Brier score", _brier, group="calibration"),
         Metric("ece", False, "ECE (10 bins)", _ece, group="calibration"),
         *(
             Metric(name, True, _OP_LABELS[kind].format(target), _operating_point(target, kind),
-                   needs_both_classes=True, group="operating_point")
+                   group="operating_point")
             for name, target, kind in OPERATING_POINTS
         ),
     )
