@@ -119,11 +119,12 @@ class KillsParent(Plugin):
 
 @register_model
 class DeepProbe(Plugin):
-    """Declares itself a CNN (so the Dask executor pins it to GPU workers) but only averages."""
+    """Says it wants an accelerator (so the Dask executor pins it to GPU workers) but only
+    averages."""
 
     card = ModelCard(name="fault_deep_probe", family="cnn", framework="numpy",
                      description="A stand-in for a deep job, for resource-pinning tests.",
-                     input_size=32, channels=1)
+                     input_size=32, channels=1, accelerator=True)
 
     def _fit(self, train: ImageSet, val: ImageSet) -> None:
         self.fit_info_ = {}

@@ -1,4 +1,4 @@
-"""The classical plugins: hog_svm, hog_xgboost, pixels_logreg, hog_mlp."""
+"""The classical plugins (hog_svm, hog_xgboost, pixels_logreg) and hog_mlp, on HOG features too."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from cxrbench.plugins.classical import (
     grouped_folds,
     grouped_subsample,
     one_standard_error_choice,
-    scaled_cell,
 )
 from cxrbench.plugins.conformance import make_check_data
 from cxrbench.plugins.contract import ImageSet
+from cxrbench.plugins.hog import scaled_cell
 from cxrbench.plugins.registry import create_model, get_card, list_models
 
 CLASSICAL = ["hog_svm", "hog_xgboost", "pixels_logreg", "hog_mlp"]

@@ -7,6 +7,8 @@ checked without writing a test. Deep plugins are checked on 32 px images and mar
 from __future__ import annotations
 
 import os
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ SMALL_INPUT = 32
 
 
 def is_deep(plugin: Plugin) -> bool:
-    return plugin.card.family in ("cnn", "transfer") or plugin.card.framework == "keras"
+    return plugin.card.accelerator
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -125,6 +127,27 @@ class Unpicklable(_Brightness):
         self.transform_ = lambda x: x  # lambdas cannot be pickled
 
 
+class OverridesFit(_Brightness):
+    """Skips the contract's guards: trains on anything."""
+
+    card = ModelCard(name="broken_fit", **CARD)
+
+    def fit(self, train: ImageSet, val: ImageSet) -> Plugin:
+        self.fit_info_ = {}
+        self._fit(train, val)
+        self.is_fitted_ = True
+        return self
+
+
+class OverridesPredictProba(_Brightness):
+    """Does not override fit, but replaces the template's predict_proba."""
+
+    card = ModelCard(name="broken_predict", **CARD)
+
+    def predict_proba(self, images: ImageSet) -> np.ndarray:
+        return super().predict_proba(images)
+
+
 def result_of(plugin_cls: type[Plugin], check: str):
     (result,) = check_plugin(plugin_cls, checks=[check])
     return result
@@ -143,6 +166,8 @@ def test_a_working_plugin_passes_every_check():
     (WorkInInit, "check_init_stores_params", "sets attributes ['weights']"),
     (NoReference, "check_card_complete", "framework is empty; reference is empty"),
     (Unpicklable, "check_pickle_round_trip", "cannot be pickled"),
+    (OverridesFit, "check_one_class_raises", "overrides Plugin.fit;"),
+    (OverridesPredictProba, "check_one_class_raises", "overrides Plugin.predict_proba;"),
 ], ids=lambda v: v.__name__ if isinstance(v, type) else None)
 def test_broken_plugins_fail_the_matching_check_with_a_clear_message(plugin_cls, check, message):
     result = result_of(plugin_cls, check)
@@ -166,3 +191,53 @@ def test_wrong_shape_message_says_what_was_returned():
     result = result_of(WrongShape, "check_predict_proba")
     assert "shape (24,) for 12 images" in result.message
     assert "take column 1" in result.message
+
+
+def test_one_class_check_says_what_to_implement_instead():
+    message = result_of(OverridesFit, "check_one_class_raises").message
+    assert "implement _fit and _predict instead" in message
+
+
+# ------------------------------------------------------------------ importing the plugin module
+def _plugin_in_module(module: str, tmp_path=None, monkeypatch=None,
+                     source: str | None = None) -> type[Plugin]:
+    """A plugin class that says it comes from ``module``; with ``source``, that module is a file
+    another interpreter can import (this process never runs it: its imports stay out of here)."""
+    if source is not None:
+        (tmp_path / f"{module}.py").write_text(source)
+        monkeypatch.syspath_prepend(str(tmp_path))
+    return types.new_class("Light", (_Brightness,), exec_body=lambda ns: ns.update(
+        __module__=module, card=ModelCard(name=module, **CARD)))
+
+
+def test_module_importing_no_framework_passes(tmp_path, monkeypatch):
+    cls = _plugin_in_module("kit_light_module", tmp_path, monkeypatch, "import json\n")
+    assert result_of(cls, "check_import_without_frameworks").status == "PASS"
+
+
+def test_module_importing_a_framework_at_top_level_fails(tmp_path, monkeypatch):
+    # What the check detects is the framework's module in sys.modules after the import; a
+    # stand-in registered under the name costs nothing (the slow test below imports Keras).
+    source = "import sys, types\nsys.modules['torch'] = types.ModuleType('torch')\n"
+    cls = _plugin_in_module("kit_heavy_module", tmp_path, monkeypatch, source)
+    result = result_of(cls, "check_import_without_frameworks")
+    assert result.status == "FAIL"
+    assert "importing its module 'kit_heavy_module' imports torch" in result.message
+    assert "inside methods" in result.message
+    assert "torch" not in sys.modules or sys.modules["torch"].__spec__ is not None
+
+
+@pytest.mark.slow
+def test_module_importing_keras_at_top_level_fails(tmp_path, monkeypatch):
+    pytest.importorskip("keras")
+    cls = _plugin_in_module("kit_keras_module", tmp_path, monkeypatch, "import keras\n")
+    result = result_of(cls, "check_import_without_frameworks")
+    assert result.status == "FAIL" and "keras" in result.message.partition(" imports ")[2]
+
+
+def test_module_another_interpreter_cannot_import_fails():
+    cls = _plugin_in_module("kit_ghost_module")  # e.g. a class made at run time, not on disk
+    result = result_of(cls, "check_import_without_frameworks")
+    assert result.status == "FAIL"
+    assert "importing its module 'kit_ghost_module' in a fresh interpreter failed" in \
+        result.message and "ModuleNotFoundError" in result.message

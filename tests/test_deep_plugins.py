@@ -17,7 +17,7 @@ import pytest
 
 from cxrbench.plugins.contract import ImageSet, Plugin
 from cxrbench.plugins.keras_common import KerasPlugin
-from cxrbench.plugins.registry import create_model, get_model_class, list_models, register_model
+from cxrbench.plugins.registry import create_model, get_model_class, list_models
 
 keras = pytest.importorskip("keras")
 
@@ -186,20 +186,34 @@ def test_graph_mode_training() -> None:
     np.testing.assert_allclose(first, second, atol=1e-5)
 
 
-def test_make_transfer_plugin_sets_defaults() -> None:
-    from cxrbench.plugins.transfer import Transfer, make_transfer_plugin
+def test_transfer_variants_are_registered_with_their_defaults(monkeypatch) -> None:
+    from cxrbench.plugins import registry
+    from cxrbench.plugins.transfer import Transfer
 
-    cls = make_transfer_plugin("transfer_test_b0", "EfficientNetB0", input_size=96, epochs=3,
-                               class_name="TransferTestB0")
-    assert issubclass(cls, Transfer) and cls.card.name == "transfer_test_b0"
-    params = cls(seed=2).get_params()
-    assert params["backbone"] == "EfficientNetB0" and params["input_size"] == 96
-    assert params["epochs"] == 3 and params["seed"] == 2 and params["alpha"] is None
-    assert cls(epochs=5).epochs == 5
-    with pytest.raises(TypeError, match="unknown hyperparameters"):
-        make_transfer_plugin("x", "ResNet50", depth=3)
-    register_model(cls)  # a valid plugin class for the registry
-    assert get_model_class("transfer_test_b0") is cls
+    for name, backbone, alpha in (("transfer_mobilenetv2", "MobileNetV2", 0.35),
+                                  ("transfer_mobilenet", "MobileNet", 0.25)):
+        cls = get_model_class(name)
+        assert issubclass(cls, Transfer) and cls.card.name == name and cls.card.accelerator
+        params = create_model(name, seed=2).get_params()
+        assert (params["backbone"], params["alpha"], params["seed"]) == (backbone, alpha, 2)
+        assert {k: v for k, v in params.items() if k not in ("backbone", "alpha", "seed")} == {
+            k: v for k, v in Transfer().get_params().items()
+            if k not in ("backbone", "alpha", "seed")}
+    # A new backbone is one call; the class lives in the given module, so it pickles.
+    monkeypatch.setattr(registry, "_registry", dict(registry._registry))
+    monkeypatch.setattr(registry, "_sources", dict(registry._sources))
+    cls = registry.register_variant("transfer_test_b0", Transfer, module=__name__,
+                                    backbone="EfficientNetB0", alpha=None, input_size=96,
+                                    epochs=3)
+    try:
+        assert get_model_class("transfer_test_b0") is cls and cls.card.input_size == 96
+        params = cls(seed=2).get_params()
+        assert (params["backbone"], params["alpha"], params["input_size"], params["epochs"]) == (
+            "EfficientNetB0", None, 96, 3)
+        assert cls(epochs=5).epochs == 5
+        assert type(pickle.loads(pickle.dumps(cls()))) is cls
+    finally:
+        delattr(sys.modules[__name__], cls.__name__)
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import dataclasses
 import json
 
 from cxrbench.cli.common import Formatter
+from cxrbench.plugins.contract import BUILTIN_FAMILIES
 from cxrbench.plugins.registry import get_card, list_models, model_source
 
 EXAMPLES = """examples:
@@ -21,7 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               formatter_class=Formatter)
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'hog_*'")
     p.add_argument("--exclude", action="append", default=[], help="pattern to leave out")
-    p.add_argument("--family", help="only this family (baseline, classical, mlp, cnn, transfer)")
+    p.add_argument("--family", help="only this family (built in: "
+                                    f"{', '.join(BUILTIN_FAMILIES)}; plugins may add their own)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=run)
 

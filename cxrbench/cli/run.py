@@ -72,7 +72,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     dask.add_argument("--dask-workers", type=int, metavar="N",
                       help="worker processes of the local cluster; one per core if not given")
     dask.add_argument("--dask-gpu-resource", nargs="?", const="GPU=1", metavar="NAME=COUNT",
-                      help="pin deep jobs (cnn, transfer, Keras mlp) to workers advertising "
+                      help="pin jobs whose card sets accelerator (the Keras plugins) to workers "
+                      "advertising "
                       "this Dask resource, e.g. started with `dask worker ADDR --resources "
                       "GPU=1` (flag alone: GPU=1; on a local cluster one worker advertises it)")
     dask.add_argument("--worker-cache-dir", metavar="PATH",

@@ -6,8 +6,8 @@
   stopping on the validation split.
 - ``pixels_logreg``: logistic regression on 32 px pixels, the floor between ``majority`` and
   the real pipelines.
-- ``hog_mlp``: a small MLP on HOG features (family "mlp"), early stopping on validation.
 
+(``hog_mlp``, an MLP on the same HOG features, is in the mlp family: :mod:`cxrbench.plugins.mlp`.)
 Features go through :func:`cxrbench.plugins.features.extract_cached`, so they are computed once per
 image, size and parameter set, in parallel, and reused by every later fit, seed and plugin.
 Heavy imports (scikit-learn estimators, XGBoost) happen inside methods: listing models stays
@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cxrbench.cores import usable_cores
-from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin
+from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin, param
 from cxrbench.plugins.features import (
     ExtractionStats,
     GLCMExtractor,
@@ -33,37 +33,11 @@ from cxrbench.plugins.features import (
     PixelsExtractor,
     extract_cached,
 )
+from cxrbench.plugins.hog import DALAL_TRIGGS, hog_pyramid, scaled_cell
 from cxrbench.plugins.registry import register_model
-
-DALAL_TRIGGS = "Dalal & Triggs, Histograms of oriented gradients for human detection, CVPR 2005"
 
 
 # ------------------------------------------------------------------------------ helpers
-def scaled_cell(cell: int, image_size: int, design_size: int) -> int:
-    """A cell size given in pixels at ``design_size``, for images of ``image_size`` pixels.
-
-    Keeps the number of cells per side constant when a plugin is handed smaller images (the
-    conformance kit's small mode), so that HOG always has at least a 2 x 2 block to work on.
-    """
-    return max(2, round(cell * image_size / design_size))
-
-
-def hog_pyramid(images: ImageSet, cell: int, design_size: int,
-                stats: ExtractionStats | None = None) -> np.ndarray:
-    """HOG at full resolution with ``cell`` px cells, plus HOG of the image downsampled 2x with
-    half-size cells (same cell grid, gradients of a smoothed image): two scales of one layout.
-
-    A development-time choice, disclosed: grouped CV on train cannot tell one scale from two
-    (both ~0.996 AUC), and one look at the official test split favoured two (0.955 vs 0.950
-    for an RBF SVM); every hyperparameter tuned inside the plugins uses train CV only."""
-    size = images.images.shape[1]
-    c = scaled_cell(cell, size, design_size)
-    fine = extract_cached(HOGExtractor(cell=c), images, stats=stats)
-    coarse = extract_cached(HOGExtractor(cell=max(2, c // 2), resize=size // 2), images,
-                            stats=stats)
-    return np.hstack([fine, coarse])
-
-
 def grouped_folds(labels: np.ndarray, groups: np.ndarray, n_splits: int,
                   seed: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
     """Patient-grouped stratified folds, fewer when the data is tiny; None if not even 2."""
@@ -188,19 +162,19 @@ class HogSVM(Plugin):
 
     Grid: HOG cell size (``cells``, px at 128 px), ``C``, and the RBF ``gamma`` as a multiple
     of scikit-learn's ``"scale"`` heuristic (``kernels=("rbf", "linear")`` adds a linear
-    kernel; it is off by default because it scored lowest in grouped CV, 0.9957 against
-    0.9960-0.9964 for RBF). Candidates are scored by ROC AUC over ``cv_folds``
-    StratifiedGroupKFold folds, so one patient's images never straddle a fold.
+    kernel; it is off by default because it scored lowest in grouped CV on train). Candidates
+    are scored by ROC AUC over ``cv_folds`` StratifiedGroupKFold folds, so one patient's images
+    never straddle a fold.
 
-    Under 2 minutes cold on 2 cores: the grid is searched on a patient-grouped subsample of
-    ``tune_samples`` training images (an RBF SVM costs O(n^2)), so HOG for the cell sizes that
-    lose is only computed for the subsample, and on precomputed kernel matrices, so the 36
-    candidates x 3 folds cost seconds. The winner is refitted on all of train.
+    Kept fast: the grid is searched on a patient-grouped subsample of ``tune_samples`` training
+    images (an RBF SVM costs O(n^2)), so HOG for the cell sizes that lose is only computed for
+    the subsample, and on precomputed kernel matrices, so a candidate costs one small solve per
+    fold. The winner is refitted on all of train.
 
-    Selection: the candidates' mean CV AUCs differ by less than their standard errors (about
-    0.996 +- 0.0006 for every RBF setting with 16 px cells), so the plain maximum is noise.
-    Breiman's one-standard-error rule picks the simplest candidate within one standard error of
-    the best, ordered from coarse to fine cells, small to large gamma, small to large C.
+    Selection: on the real data the candidates' mean CV AUCs differ by less than their standard
+    errors, so the plain maximum is noise. Breiman's one-standard-error rule picks the simplest
+    candidate within one standard error of the best, ordered from coarse to fine cells, small to
+    large gamma, small to large C.
 
     Probabilities: Platt scaling fitted on out-of-fold decision values of the chosen model on
     train (grouped folds again); validation and test are never used.
@@ -218,18 +192,12 @@ class HogSVM(Plugin):
         reference=f"{DALAL_TRIGGS}; Platt 1999 (probabilistic outputs for SVMs)",
     )
 
-    def __init__(
-        self, *, cells: tuple[int, ...] = (12, 16, 24), kernels: tuple[str, ...] = ("rbf",),
-        C: tuple[float, ...] = (3.0, 10.0, 30.0), gamma: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0),
-        cv_folds: int = 3, tune_samples: int = 1500, seed: int = 0,
-    ) -> None:
-        super().__init__(seed=seed)
-        self.cells = cells
-        self.kernels = kernels
-        self.C = C
-        self.gamma = gamma
-        self.cv_folds = cv_folds
-        self.tune_samples = tune_samples
+    cells: tuple[int, ...] = param((12, 16, 24), low=2)
+    kernels: tuple[str, ...] = param(("rbf",), choices=("rbf", "linear"))
+    C: tuple[float, ...] = param((3.0, 10.0, 30.0), low=0, low_exclusive=True)
+    gamma: tuple[float, ...] = param((0.25, 0.5, 1.0, 2.0), low=0, low_exclusive=True)
+    cv_folds: int = param(3, low=2)
+    tune_samples: int = param(1500, low=1)
 
     def _candidates(self) -> list[dict[str, Any]]:
         """The grid, from the smoothest model to the most flexible (for the 1-SE rule)."""
@@ -320,7 +288,7 @@ def texture_features(images: ImageSet, design_size: int,
     blocks = {
         # The coarse level of hog_pyramid (same extractor, so the cache is shared). Trees on
         # the 16 px level cost more and, in one development run, scored lower on the test
-        # split (AUC 0.947 vs 0.952; validation could not tell them apart): disclosed.
+        # split (validation could not tell them apart): disclosed (README, "A disclosure").
         "hog": extract_cached(
             HOGExtractor(cell=max(2, scaled_cell(16, size, design_size) // 2), resize=size // 2),
             images, stats=stats),
@@ -341,8 +309,8 @@ class HogXGBoost(Plugin):
     Early stopping on the validation split's log loss (allowed: val is for early stopping,
     never test); ``fit_info_`` records the best iteration. Trees use every usable core unless
     ``n_jobs`` says otherwise.
-    Column subsampling per tree (30 % of the ~2,100 mostly-HOG columns) decorrelates the
-    trees and makes each one cheap enough to fit hundreds in well under a minute.
+    Column subsampling per tree (30 % of the ~2,100 mostly-HOG columns at 128 px) decorrelates
+    the trees and makes each one cheap to fit.
     """
 
     card = ModelCard(
@@ -360,22 +328,15 @@ class HogXGBoost(Plugin):
     # Conformance kit: tiny data, where extra threads only add synchronisation.
     check_params: ClassVar[dict[str, Any]] = {"n_estimators": 40, "n_jobs": 1}
 
-    def __init__(
-        self, *, n_estimators: int = 1500, learning_rate: float = 0.05, max_depth: int = 4,
-        subsample: float = 0.8, colsample_bytree: float = 0.3, min_child_weight: float = 1.0,
-        reg_lambda: float = 1.0, early_stopping_rounds: int = 100, n_jobs: int | None = None,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(seed=seed)
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.min_child_weight = min_child_weight
-        self.reg_lambda = reg_lambda
-        self.early_stopping_rounds = early_stopping_rounds
-        self.n_jobs = n_jobs
+    n_estimators: int = param(1500, low=1)
+    learning_rate: float = param(0.05, low=0, low_exclusive=True)
+    max_depth: int = param(4, low=0)  # 0: no limit (XGBoost's convention)
+    subsample: float = param(0.8, low=0, high=1, low_exclusive=True)
+    colsample_bytree: float = param(0.3, low=0, high=1, low_exclusive=True)
+    min_child_weight: float = param(1.0, low=0)
+    reg_lambda: float = param(1.0, low=0)
+    early_stopping_rounds: int = param(100, low=1)
+    n_jobs: int | None = param(None, low=1)  # None: every usable core
 
     def _fit(self, train: ImageSet, val: ImageSet) -> None:
         from xgboost import XGBClassifier
@@ -439,10 +400,8 @@ class PixelsLogReg(Plugin):
         reference="Cox 1958 (logistic regression); a pixel baseline",
     )
 
-    def __init__(self, *, pixels: int = 32, C: float = 0.01, seed: int = 0) -> None:
-        super().__init__(seed=seed)
-        self.pixels = pixels
-        self.C = C
+    pixels: int = param(32, low=1)
+    C: float = param(0.01, low=0, low_exclusive=True)
 
     def _features(self, images: ImageSet, stats: ExtractionStats | None = None) -> np.ndarray:
         size = min(self.pixels, images.images.shape[1])
@@ -464,93 +423,3 @@ class PixelsLogReg(Plugin):
 
     def _predict(self, images: ImageSet) -> np.ndarray:
         return self.model_.predict_proba(self._features(images))[:, 1]
-
-
-# ------------------------------------------------------------------------------ hog_mlp
-@register_model
-class HogMLP(Plugin):
-    """A one-hidden-layer MLP (scikit-learn, Adam) on standardised two-scale HOG features.
-
-    Trained one epoch at a time with ``partial_fit``; the epoch with the best validation log
-    loss is kept and training stops after ``patience`` epochs without improvement (early
-    stopping on the patient-grouped validation split, never test).
-    """
-
-    card = ModelCard(
-        name="hog_mlp",
-        family="mlp",
-        framework="scikit-learn",
-        description="MLP (one hidden layer, Adam) on standardised two-scale HOG features; "
-                    "early stopping on validation.",
-        input_size=128,
-        channels=1,
-        requires=("sklearn", "skimage"),
-        reference=f"{DALAL_TRIGGS}; Rumelhart et al. 1986 (MLP)",
-    )
-    check_params: ClassVar[dict[str, Any]] = {"max_epochs": 5}  # conformance kit: fast
-
-    def __init__(
-        self, *, hidden: tuple[int, ...] = (256,), alpha: float = 1e-3,
-        learning_rate: float = 1e-3, batch_size: int = 64, max_epochs: int = 60,
-        patience: int = 8, cell: int = 16, seed: int = 0,
-    ) -> None:
-        super().__init__(seed=seed)
-        self.hidden = hidden
-        self.alpha = alpha
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.cell = cell
-
-    def _fit(self, train: ImageSet, val: ImageSet) -> None:
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.metrics import log_loss
-        from sklearn.neural_network import MLPClassifier
-        from sklearn.preprocessing import StandardScaler
-
-        stats = ExtractionStats()
-        X = hog_pyramid(train, self.cell, self.card.input_size, stats)
-        y = np.asarray(train.labels)
-        self.scaler_ = StandardScaler().fit(X)
-        X = self.scaler_.transform(X)
-        use_val = val.labels is not None and len(np.unique(val.labels)) == 2
-        if use_val:
-            Xv = self.scaler_.transform(hog_pyramid(val, self.cell, self.card.input_size, stats))
-            yv = np.asarray(val.labels)
-        mlp = MLPClassifier(
-            hidden_layer_sizes=tuple(self.hidden), alpha=self.alpha,
-            learning_rate_init=self.learning_rate, batch_size=min(self.batch_size, len(y)),
-            random_state=self.seed, shuffle=True,
-        )
-        best, best_loss, best_epoch, history = None, np.inf, -1, []
-        rng = np.random.default_rng(self.seed)
-        for epoch in range(self.max_epochs):
-            order = rng.permutation(len(y))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                mlp.partial_fit(X[order], y[order], classes=np.array([0, 1]))
-            if not use_val:
-                continue
-            loss = float(log_loss(yv, mlp.predict_proba(Xv)[:, 1], labels=[0, 1]))
-            history.append(round(loss, 5))
-            if loss < best_loss - 1e-4:
-                best, best_loss, best_epoch = copy.deepcopy(mlp), loss, epoch
-            elif epoch - best_epoch >= self.patience:
-                break
-        self.model_ = best if best is not None else mlp
-        self.fit_info_ = {
-            "epochs_run": len(history) if use_val else self.max_epochs,
-            "best_epoch": best_epoch + 1 if use_val else self.max_epochs,
-            "val_logloss": history,
-            "n_features": int(X.shape[1]),
-            "n_params": int(sum(w.size for w in self.model_.coefs_)
-                            + sum(b.size for b in self.model_.intercepts_)),
-            "features": stats.as_dict(),
-        }
-
-    def _predict(self, images: ImageSet) -> np.ndarray:
-        X = self.scaler_.transform(hog_pyramid(images, self.cell, self.card.input_size))
-        return self.model_.predict_proba(X)[:, 1]

@@ -13,7 +13,7 @@ that raises ``AssertionError`` with a message saying what is wrong and what to d
 
 Checks run on a tiny synthetic, learnable ImageSet (read-only arrays, like the harness's
 memory-mapped cache) at the plugin's card size, or at ``input_size`` for speed (deep plugins:
-e.g. 32 px). A plugin created by name gets ``check_params`` (a class attribute dict, e.g.
+e.g. 32 px). A plugin created by name or class gets its ``Plugin.check_params`` (e.g.
 ``{"epochs": 1}``), else ``epochs=1`` when it has an ``epochs`` parameter, and ``input_size``
 when it has such a parameter and a size is asked for. A plugin declares checks it is known to
 fail in ``card.known_failures = {check_name: reason}``: reported as XFAIL, never as FAIL.
@@ -21,14 +21,16 @@ fail in ``card.known_failures = {check_name: reason}``: reported as XFAIL, never
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
 import inspect
 import json
 import math
+import os
 import pickle
 import re
+import subprocess
+import sys
 import time
 import typing
 from collections.abc import Callable, Iterable, Sequence
@@ -37,10 +39,20 @@ from typing import Any, Literal
 
 import numpy as np
 
-from cxrbench.plugins.contract import ImageSet, ModelCard, NotFittedError, Plugin
+from cxrbench.plugins.contract import (
+    BUILTIN_FAMILIES,
+    ImageSet,
+    ModelCard,
+    NotFittedError,
+    Plugin,
+    PluginError,
+    clone,
+)
 
 Status = Literal["PASS", "FAIL", "XFAIL", "XPASS", "SKIP"]
 FAST_PARAMS: dict[str, Any] = {"epochs": 1}  # applied to plugins that have these parameters
+# Frameworks a plugin module must import lazily (inside fit), so that listing models is fast.
+HEAVY_MODULES = ("tensorflow", "torch", "jax", "keras")
 
 
 class CheckSkipped(Exception):
@@ -85,7 +97,7 @@ class CheckData:
         if key not in self._fitted:
             if len(self._fitted) >= 2:  # keep memory flat when checking many plugins
                 self._fitted.pop(next(iter(self._fitted)))
-            self._fitted[key] = fresh(plugin).fit(self.train, self.val)
+            self._fitted[key] = clone(plugin).fit(self.train, self.val)
         return self._fitted[key]
 
 
@@ -140,13 +152,8 @@ def image_size_for(plugin: Plugin, input_size: int | None = None) -> int:
     """``input_size`` if given, else the plugin's ``input_size`` parameter, else its card's."""
     if input_size is not None:
         return int(input_size)
-    own = plugin.get_params().get("input_size") if "input_size" in plugin._param_names() else None
+    own = plugin.get_params().get("input_size")
     return int(own) if own else int(plugin.card.input_size)
-
-
-def fresh(plugin: Plugin) -> Plugin:
-    """An unfitted plugin with the same parameters (scikit-learn's ``clone``)."""
-    return type(plugin)(**copy.deepcopy(plugin.get_params()))
 
 
 def resolve_plugin(plugin_or_name: Plugin | str | type[Plugin],
@@ -163,9 +170,8 @@ def resolve_plugin(plugin_or_name: Plugin | str | type[Plugin],
     else:
         raise TypeError(f"expected a Plugin, a Plugin class or a registered name, "
                         f"got {plugin_or_name!r}")
-    names = set(cls._param_names())
-    params = dict(getattr(cls, "check_params", None)
-                  or {k: v for k, v in FAST_PARAMS.items() if k in names})
+    names = set(cls.param_specs())
+    params = dict(cls.check_params or {k: v for k, v in FAST_PARAMS.items() if k in names})
     if input_size is not None and "input_size" in names:
         params["input_size"] = int(input_size)
     return cls(**params)
@@ -177,8 +183,8 @@ def _name(plugin: Plugin) -> str:
 
 
 # ------------------------------------------------------------------------------ the checks
-_FAMILIES = typing.get_args(typing.get_type_hints(ModelCard)["family"])
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_FAMILY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def check_card_complete(plugin: Plugin, data: CheckData) -> None:
@@ -189,8 +195,11 @@ def check_card_complete(plugin: Plugin, data: CheckData) -> None:
     problems = []
     if not isinstance(card.name, str) or not _NAME_RE.match(card.name):
         problems.append(f"name {card.name!r} must be lower-case letters, digits, '_', '.', '-'")
-    if card.family not in _FAMILIES:
-        problems.append(f"family {card.family!r} must be one of {list(_FAMILIES)}")
+    if not isinstance(card.family, str) or not _FAMILY_RE.match(card.family):
+        problems.append(f"family {card.family!r} must be a lower-case identifier, e.g. one of "
+                        f"the built-in {sorted(BUILTIN_FAMILIES)}")
+    if not isinstance(card.accelerator, bool):
+        problems.append(f"accelerator must be True or False, got {card.accelerator!r}")
     for attr in ("framework", "description", "reference"):
         if not str(getattr(card, attr) or "").strip():
             problems.append(f"{attr} is empty")
@@ -245,10 +254,10 @@ def check_params_round_trip(plugin: Plugin, data: CheckData) -> None:
     rebuilt = type(plugin)(**params).get_params()
     assert _equal(rebuilt, params), (f"{name}: get_params -> new instance -> get_params "
                                      f"changed the parameters: {params!r} -> {rebuilt!r}")
-    clone = fresh(plugin).set_params(seed=12345)
-    assert clone.get_params()["seed"] == 12345, f"{name}: set_params(seed=...) had no effect"
+    copy = clone(plugin).set_params(seed=12345)
+    assert copy.get_params()["seed"] == 12345, f"{name}: set_params(seed=...) had no effect"
     try:
-        fresh(plugin).set_params(no_such_parameter_xyz=1)
+        clone(plugin).set_params(no_such_parameter_xyz=1)
     except ValueError:
         pass
     else:
@@ -263,7 +272,7 @@ def check_predict_before_fit_raises(plugin: Plugin, data: CheckData) -> None:
     """predict_proba on an unfitted plugin raises NotFittedError naming the plugin."""
     name = _name(plugin)
     try:
-        fresh(plugin).predict_proba(data.test.without_labels())
+        clone(plugin).predict_proba(data.test.without_labels())
     except NotFittedError as err:
         message = str(err)
         assert name in message and "fit" in message, (
@@ -314,7 +323,7 @@ def check_same_seed_same_output(plugin: Plugin, data: CheckData) -> None:
         raise CheckSkipped("card.deterministic=False")
     test = data.test.without_labels()
     first = data.fitted(plugin).predict_proba(test)
-    second = fresh(plugin).fit(data.train, data.val).predict_proba(test)
+    second = clone(plugin).fit(data.train, data.val).predict_proba(test)
     diff = _max_difference(first, second)
     assert diff <= 1e-6, (
         f"{name}: two fits with seed={plugin.seed} gave different probabilities (max difference "
@@ -324,25 +333,69 @@ def check_same_seed_same_output(plugin: Plugin, data: CheckData) -> None:
 
 
 def check_one_class_raises(plugin: Plugin, data: CheckData) -> None:
-    """Training data with a single class is refused with a clear error."""
+    """The contract's ``fit`` guards training: it is not overridden, and training data with a
+    single class (either one) or without labels is refused with a PluginError naming the plugin.
+    ``predict_proba`` (the not-fitted guard, one float per image) is not overridden either."""
     name = _name(plugin)
-    train = data.train
-    one = np.flatnonzero(np.asarray(train.labels) == 1)
-    single = train.subset(one)
+    overridden = [method for method in ("fit", "predict_proba")
+                  if getattr(type(plugin), method) is not getattr(Plugin, method)]
+    assert not overridden, (
+        f"{name}: overrides Plugin.{' and Plugin.'.join(overridden)}; these are the contract's "
+        "template methods (they refuse unusable training data, record fit_info_, refuse to "
+        "predict before fit and shape the output): implement _fit and _predict instead")
+    labels = np.asarray(data.train.labels)
+    attempts = [(f"only class {c}", data.train.subset(np.flatnonzero(labels == c)), "class")
+                for c in (0, 1)]
+    attempts.append(("no labels", data.train.without_labels(), "label"))
+    for what, train, word in attempts:
+        try:
+            clone(plugin).fit(train, data.val)
+        except PluginError as err:
+            message = str(err)
+            assert name in message and word in message.lower(), (
+                f"{name}: fitting on training data with {what} raised PluginError({message!r}); "
+                f"the message should name the plugin and say what is wrong with the {word}s")
+        except Exception as err:
+            raise AssertionError(
+                f"{name}: fitting on training data with {what} raised {type(err).__name__}: "
+                f"{err}; expected cxrbench.plugins.contract.PluginError") from err
+        else:
+            raise AssertionError(f"{name}: fit accepted training data with {what}; it must "
+                                 "raise PluginError")
+
+
+def check_import_without_frameworks(plugin: Plugin, data: CheckData) -> None:
+    """Importing the plugin's module in a fresh interpreter imports no deep-learning framework
+    (TensorFlow, PyTorch, JAX, Keras): import them inside fit, so listing models stays fast."""
+    name, module = _name(plugin), type(plugin).__module__
+    if module == "__main__":
+        raise CheckSkipped("defined in __main__, which another interpreter cannot import")
+    returncode, output = _import_in_fresh_interpreter(module)
+    assert returncode == 0, (
+        f"{name}: importing its module {module!r} in a fresh interpreter failed: {output}; job "
+        "processes and Dask workers import plugins that way")
+    heavy = json.loads(output)
+    assert not heavy, (
+        f"{name}: importing its module {module!r} imports {', '.join(heavy)}; import "
+        "deep-learning frameworks inside methods (fit, _build), not at module level")
+
+
+@functools.lru_cache(maxsize=64)
+def _import_in_fresh_interpreter(module: str) -> tuple[int, str]:
+    """(exit code, JSON list of heavy modules loaded, or the error) for ``import module``."""
+    code = ("import importlib, json, sys; importlib.import_module(sys.argv[1]); "
+            f"print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))")
+    # The child finds modules where this process does (e.g. a test folder pytest put first).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
-        fresh(plugin).fit(single, data.val)
-    except ValueError as err:
-        assert "class" in str(err).lower(), (
-            f"{name}: fitting on one class raised {type(err).__name__}({str(err)!r}); the "
-            "message should say the data has a single class")
-    except Exception as err:
-        raise AssertionError(
-            f"{name}: fitting on one class raised {type(err).__name__}: {err}; expected a "
-            "cxrbench.plugins.contract.PluginError (a ValueError) saying that both classes "
-            "are needed (do not override Plugin.fit)") from err
-    else:
-        raise AssertionError(f"{name}: fit accepted training data with a single class; it "
-                             "must raise PluginError")
+        done = subprocess.run([sys.executable, "-c", code, module], capture_output=True,
+                              text=True, env=env, timeout=180)
+    except subprocess.TimeoutExpired:
+        return 1, "it took more than 180 s"
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        return done.returncode, lines[-1] if lines else f"exit code {done.returncode}"
+    return 0, done.stdout.strip().splitlines()[-1]
 
 
 def check_pickle_round_trip(plugin: Plugin, data: CheckData) -> None:
@@ -382,6 +435,7 @@ def check_fit_info_is_json(plugin: Plugin, data: CheckData) -> None:
 
 CHECKS: tuple[Callable[[Plugin, CheckData], None], ...] = (
     check_card_complete,
+    check_import_without_frameworks,
     check_init_stores_params,
     check_params_round_trip,
     check_predict_before_fit_raises,

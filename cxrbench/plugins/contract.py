@@ -1,29 +1,57 @@
 """The plugin contract: what a model must provide to be benchmarked.
 
 A plugin is a class with a ``card`` (metadata, readable without importing heavy frameworks),
-an ``__init__`` that only stores keyword hyperparameters and a seed, ``fit(train, val)`` and
-``predict_proba(images)``. The harness, never the plugin, computes metrics and timings.
+keyword hyperparameters (declared once as annotated class attributes, or taken by a hand-written
+``__init__`` that only stores them) and a seed, ``fit(train, val)`` and ``predict_proba(images)``.
+The harness, never the plugin, computes metrics and timings. :func:`validate_params` checks
+hyperparameters against their declared types and ranges; :func:`clone` is an unfitted copy.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import inspect
+import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-Family = Literal["baseline", "classical", "mlp", "cnn", "transfer"]
+from cxrbench.plugins.params import (
+    SPEC_KEY,
+    ParameterError,
+    ParamSpec,
+    param,
+    resolve_annotation,
+    unknown_parameter,
+    validate,
+)
+
+# A plugin's family is an open, lower-case name: third-party plugins may bring their own. The
+# built-in families, which the report groups and colours by:
+BUILTIN_FAMILIES: dict[str, str] = {
+    "baseline": "floors every model must beat (e.g. the majority class)",
+    "classical": "hand-crafted image features + a classical learner (SVM, boosted trees, ...)",
+    "mlp": "multilayer perceptrons, on pixels or on features",
+    "cnn": "convolutional networks trained from scratch",
+    "transfer": "ImageNet backbones with a new head, fine-tuned",
+}
+Family = str
 
 
 @dataclass(frozen=True)
 class ModelCard:
     """Metadata about a plugin, filterable without loading any weights.
 
+    ``family`` is one of :data:`BUILTIN_FAMILIES` or a lower-case name of the plugin's own.
     ``input_size`` and ``channels`` tell the harness which decoded images (square, uint8) to hand
-    the plugin; ``requires`` names the importable modules it needs (checked before a run).
-    ``known_failures`` maps a conformance-check name to the reason it is expected to fail.
+    the plugin; ``requires`` names the importable modules it needs (the conformance kit checks
+    they import). ``accelerator`` says the plugin benefits from a GPU (the Dask executor sends
+    such jobs to workers that have one). ``known_failures`` maps a conformance-check name to the
+    reason it is expected to fail.
     """
 
     name: str
@@ -37,6 +65,7 @@ class ModelCard:
     picklable: bool = True
     reference: str = ""
     known_failures: dict[str, str] = field(default_factory=dict)
+    accelerator: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,43 +119,74 @@ class PluginError(ValueError):
     """A plugin was given input it cannot work with (e.g. one class only)."""
 
 
+
+# Marks an __init__ generated from declared parameters (not written by hand).
+_DECLARED = "__cxrbench_declared__"
+_SPECS = "__cxrbench_param_specs__"  # each class's own cache of param_specs()
+
+
+@dataclass(kw_only=True, eq=False, repr=False)
 class Plugin:
     """Base class for plugins. Subclasses set ``card`` and implement ``_fit``/``_predict``.
 
-    ``__init__`` stores keyword hyperparameters only (scikit-learn convention), so that
-    ``type(p)(**p.get_params())`` rebuilds an identical unfitted plugin. Fitted state ends in
-    ``_``. ``fit_info_`` is a JSON-serialisable dict the harness copies into the results
-    (chosen hyperparameters, training history, weights hash, parameter count).
+    Hyperparameters are declared once, as annotated class attributes, and every subclass
+    inherits them (a keyword-only dataclass ``__init__`` is generated that only stores them)::
+
+        class MyNet(KerasPlugin):
+            card = ModelCard(...)
+            width: int = param(24, low=1)     # a new parameter, with its range
+            epochs = 14                       # a new default; type and range are inherited
+
+    ``param(default, low=, high=, choices=)`` declares a range or allowed values;
+    :meth:`param_specs` lists every parameter with its type, default and range. A plugin may
+    instead write ``__init__`` by hand (scikit-learn convention: keyword-only arguments with
+    defaults, stored unchanged under their own names, ``super().__init__(seed=seed)``); its
+    signature then lists the parameters, with their annotations as types and no ranges.
+
+    Either way ``type(p)(**p.get_params())`` rebuilds an identical unfitted plugin (see
+    :func:`clone`). Fitted state ends in ``_``. ``fit_info_`` is a JSON-serialisable dict the
+    harness copies into the results (chosen hyperparameters, history, weights hash, size).
     """
 
     card: ClassVar[ModelCard]
+    # Parameters the conformance kit creates this plugin with, to keep its checks fast on tiny
+    # data (e.g. {"epochs": 1}); empty: the kit's own FAST_PARAMS where they apply.
+    check_params: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, *, seed: int = 0) -> None:
-        self.seed = seed
+    seed: int = param(0, low=0)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls) or not getattr(_inherited_init(cls), _DECLARED, False):
+            return  # a hand-written __init__ (here or in a base) owns the parameter list
+        _inherit_changed_defaults(cls)
+        dataclass(kw_only=True, eq=False, repr=False)(cls)
+        setattr(cls.__init__, _DECLARED, True)
 
     # --- parameters --------------------------------------------------------------------------
     @classmethod
-    def _param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        return [
-            p.name for p in signature.parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-        ]
+    def param_specs(cls) -> dict[str, ParamSpec]:
+        """Every hyperparameter: name -> :class:`ParamSpec` (type, default, low, high, choices)."""
+        specs = vars(cls).get(_SPECS)
+        if specs is None:
+            specs = _declared_specs(cls) if declares_params(cls) else _signature_specs(cls)
+            setattr(cls, _SPECS, types.MappingProxyType(specs))
+        return dict(specs)
 
     def get_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names()}
+        return {name: getattr(self, name) for name in self.param_specs()}
 
     def set_params(self, **params: Any) -> Plugin:
-        valid = set(self._param_names())
+        """Set parameters (unchecked, as scikit-learn does); an unknown name is an error."""
+        specs = self.param_specs()
+        for key in params:
+            if key not in specs:
+                raise unknown_parameter(_model_name(type(self)), key, specs)
         for key, value in params.items():
-            if key not in valid:
-                raise ValueError(
-                    f"{type(self).__name__} has no parameter {key!r}; valid: {sorted(valid)}"
-                )
             setattr(self, key, value)
         return self
 
-    # --- the contract ------------------------------------------------------------------------
+    # --- the contract: template methods, not to be overridden --------------------------------
     def fit(self, train: ImageSet, val: ImageSet) -> Plugin:
         """Fit on ``train``; ``val`` may be used for early stopping, never ``test``."""
         if train.labels is None:
@@ -159,3 +219,99 @@ class Plugin:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+setattr(Plugin.__init__, _DECLARED, True)
+
+
+def clone(plugin: Plugin) -> Plugin:
+    """An unfitted plugin with the same parameters (deep-copied), like scikit-learn's clone."""
+    return type(plugin)(**copy.deepcopy(plugin.get_params()))
+
+
+def validate_params(plugin_cls: type[Plugin], params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` checked against ``plugin_cls``'s declared parameters, converted JSON-ishly.
+
+    Returns the given parameters only (defaults are not filled in), converted: an int for a
+    float parameter becomes a float, a list for a tuple parameter a tuple. Raises
+    :class:`ParameterError` (a ValueError) naming the model, the parameter, the value and what
+    is allowed; for an unknown name it lists the valid ones, with close matches first.
+    """
+    init = inspect.signature(plugin_cls.__init__).parameters.values()
+    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in init)
+    return validate(_model_name(plugin_cls), plugin_cls.param_specs(), params,
+                    open_names=takes_kwargs)
+
+
+def declares_params(cls: type) -> bool:
+    """True when ``cls``'s parameters are declared (its ``__init__`` is generated from them),
+    False when a hand-written ``__init__`` lists them."""
+    return bool(getattr(cls.__init__, _DECLARED, False))
+
+
+# ------------------------------------------------------------------------------ internals
+def _model_name(cls: type) -> str:
+    card = getattr(cls, "card", None)
+    return getattr(card, "name", None) or cls.__name__
+
+
+def _inherited_init(cls: type) -> Any:
+    for base in cls.__mro__[1:]:
+        if "__init__" in vars(base):
+            return vars(base)["__init__"]
+    return object.__init__
+
+
+
+
+def _inherit_changed_defaults(cls: type) -> None:
+    """``epochs = 14`` (or ``epochs: int = 14``) in a subclass changes an inherited parameter's
+    default and keeps its type and range; ``param(...)`` restates the range too."""
+    inherited = {f.name: f for f in dataclasses.fields(cls)}  # the base's, not processed yet
+    own = vars(cls).get("__annotations__", {})
+    parent_specs = None
+    for name, inherited_field in inherited.items():
+        if name not in vars(cls) or isinstance(vars(cls)[name], dataclasses.Field):
+            continue
+        value = vars(cls)[name]
+        if isinstance(value, property | classmethod | staticmethod | types.FunctionType):
+            raise TypeError(f"{cls.__name__}.{name} hides the hyperparameter {name!r} of a "
+                            "base class; rename it")
+        setattr(cls, name, dataclasses.field(default=value, metadata=inherited_field.metadata))
+        if name not in own:
+            if parent_specs is None:
+                parent_specs = cls.__mro__[1].param_specs()  # type: ignore[attr-defined]
+            cls.__annotations__[name] = parent_specs[name].type
+
+
+def _declared_specs(cls: type) -> dict[str, ParamSpec]:
+    specs = {}
+    for f in dataclasses.fields(cls):
+        owner = next(c for c in cls.__mro__ if f.name in vars(c).get("__annotations__", {}))
+        type_ = resolve_annotation(f.type, owner.__module__, vars(owner))
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        specs[f.name] = ParamSpec.from_bounds(f.name, type_, default, f.metadata.get(SPEC_KEY))
+    return specs
+
+
+def _signature_specs(cls: type) -> dict[str, ParamSpec]:
+    init = cls.__init__
+    module = getattr(init, "__module__", None)
+    specs = {}
+    for p in inspect.signature(init).parameters.values():
+        if p.name == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        annotation = None if p.annotation is p.empty else p.annotation
+        default = dataclasses.MISSING if p.default is p.empty else p.default
+        if p.name == "seed":  # the contract's own parameter: its declaration applies
+            specs[p.name] = dataclasses.replace(Plugin.param_specs()["seed"], default=default)
+        else:
+            specs[p.name] = ParamSpec(p.name, resolve_annotation(annotation, module), default)
+    return specs
+
+
+__all__ = [
+    "BUILTIN_FAMILIES", "Family", "ImageSet", "ModelCard", "NotFittedError", "ParamSpec",
+    "ParameterError", "Plugin", "PluginError", "clone", "declares_params", "param",
+    "validate_params",
+]

@@ -27,11 +27,11 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from cxrbench.plugins.contract import ImageSet, Plugin, PluginError
+from cxrbench.plugins.contract import ImageSet, Plugin, PluginError, param
 
 # A per-batch transform of float32 images (n, h, w, c), e.g. scaling to [0, 1].
 Preprocess = Callable[[np.ndarray], np.ndarray]
@@ -430,16 +430,30 @@ def chest_augmentation(
 class KerasPlugin(Plugin):
     """Training and prediction shared by every Keras plugin; subclasses build the model.
 
-    Subclasses store (at least) these hyperparameters in ``__init__``: ``epochs``,
-    ``batch_size``, ``input_size``, ``learning_rate``, ``patience`` (epochs without a better
-    validation AUC before stopping; 0 = never stop early), ``restore_best``, ``class_weight``
-    (``"balanced"`` or None), ``mixed_precision``, ``jit_compile`` and ``run_eagerly`` (passed
-    to ``model.compile``: ``"auto"`` lets Keras use XLA where it can; ``run_eagerly=True`` skips
-    graph tracing, which dominates on tiny inputs such as the tests'); then implement
-    :meth:`_build` and, for several training phases, :meth:`_train`.
+    Declares the hyperparameters every deep plugin has (subclasses change defaults with
+    ``epochs = 14`` and add their own): ``epochs``, ``batch_size``, ``input_size``,
+    ``learning_rate``, ``patience`` (epochs without a better validation AUC before stopping;
+    0 = never stop early), ``restore_best`` (end with the best validation epoch's weights rather
+    than the last), ``class_weight`` (``"balanced"`` or None), ``mixed_precision``,
+    ``jit_compile`` and ``run_eagerly`` (passed to ``model.compile``: ``"auto"`` lets Keras use
+    XLA where it can; ``run_eagerly=True`` skips graph tracing, which dominates on tiny inputs
+    such as the tests'). The defaults are a plain training loop: fixed epochs, no early stopping,
+    the last weights. Subclasses implement :meth:`_build` and, for several training phases,
+    :meth:`_train`; their cards set ``accelerator=True``.
     """
 
-    predict_batch_size: int = 64
+    predict_batch_size: ClassVar[int] = 64
+
+    epochs: int = param(10, low=1)
+    batch_size: int = param(32, low=1)
+    input_size: int = param(128, low=8)
+    learning_rate: float = param(1e-3, low=0, low_exclusive=True)
+    patience: int = param(0, low=0)
+    restore_best: bool = False
+    class_weight: str | None = param(None, choices=("balanced",))
+    mixed_precision: bool = False
+    jit_compile: bool | str = param("auto", choices=(True, False, "auto"))
+    run_eagerly: bool = False
 
     def _preprocess(self) -> Preprocess:
         return scale_unit

@@ -1,22 +1,26 @@
 """The model registry: one name -> one plugin class.
 
-Built-in plugins register with the ``@register_model`` decorator in their family module;
+Built-in plugins register with the ``@register_model`` decorator in their family module, and
+:func:`register_variant` registers a plugin again under another name with other defaults;
 third-party packages declare ``[project.entry-points."cxrbench.models"]`` entries
 (``name = "package.module:Class"``). Plugin modules import deep-learning frameworks lazily,
-inside ``fit``, so listing models never imports TensorFlow.
+inside ``fit``, so listing models never imports TensorFlow (the conformance kit checks it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import importlib
 import re
+import sys
+import types
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
-from cxrbench.plugins.contract import ModelCard, Plugin
+from cxrbench.plugins.contract import ModelCard, Plugin, declares_params, validate_params
 
 ENTRY_POINT_GROUP = "cxrbench.models"
 
@@ -61,19 +65,56 @@ def register_model(cls: P) -> P:
     return cls
 
 
+def register_variant(name: str, base: type[Plugin], *, module: str,
+                     description: str | None = None, **defaults: Any) -> type[Plugin]:
+    """Register ``base`` again as ``name`` with other defaults; returns the new class.
+
+    The variant is a subclass of ``base`` whose declared parameters take ``defaults`` (checked
+    by :func:`~cxrbench.plugins.contract.validate_params`), so ``get_params()`` reports them
+    and ``--param`` overrides still apply. Its card is ``base``'s with ``name``,
+    ``description`` and, when ``defaults`` sets ``input_size``, that input size. The class is
+    named after ``name`` in CamelCase and set as an attribute of ``module`` (pass the
+    registering module's ``__name__``), so that fitted variants pickle.
+    """
+    if not (isinstance(base, type) and issubclass(base, Plugin)):
+        raise TypeError(f"{base!r} is not a subclass of cxrbench.plugins.contract.Plugin")
+    if not declares_params(base):
+        raise TypeError(f"register_variant needs declared parameters; {base.__name__} has a "
+                        "hand-written __init__: subclass it with new defaults instead")
+    home = sys.modules.get(module)
+    if home is None:
+        raise ValueError(f"register_variant: module {module!r} is not imported; pass the "
+                         "__name__ of the module that registers the variant")
+    checked = validate_params(base, defaults)
+    class_name = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^0-9A-Za-z]+", name)
+                         if part)
+    if not class_name.isidentifier() or hasattr(home, class_name):
+        raise ValueError(f"register_variant: cannot name the class of {name!r} "
+                         f"{module}.{class_name}: choose another model name")
+    card = dataclasses.replace(
+        base.card, name=name,
+        description=description or f"{base.card.description} (variant: "
+                                   + ", ".join(f"{k}={v!r}" for k, v in checked.items()) + ")",
+        input_size=int(checked.get("input_size", base.card.input_size)),
+    )
+
+    def body(namespace: dict[str, Any]) -> None:
+        namespace.update(checked)  # new defaults: the contract keeps their types and ranges
+        namespace.update(__module__=module, __qualname__=class_name, card=card,
+                         __doc__=f"``{name}``: {base.__name__} with other defaults.")
+
+    cls = types.new_class(class_name, (base,), exec_body=body)
+    setattr(home, class_name, cls)
+    return register_model(cls)
+
+
 def _ensure_loaded() -> None:
     global _loaded
     if _loaded:
         return
     _loaded = True
     for module in BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            # A family module not written yet (or an optional part absent) is skipped;
-            # an import error from inside an existing module is a bug and propagates.
-            if err.name != module:
-                raise
+        importlib.import_module(module)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _registry:
             continue
@@ -145,10 +186,13 @@ def import_model_source(name: str, source: str) -> None:
 
 
 def create_model(name: str, *, seed: int = 0, **params: Any) -> Plugin:
-    """Instantiate a registered plugin with hyperparameters and a seed."""
+    """Instantiate a registered plugin with hyperparameters and a seed, checked and converted
+    by :func:`~cxrbench.plugins.contract.validate_params` (a ParameterError says what is
+    allowed)."""
     cls = get_model_class(name)
+    checked = validate_params(cls, {"seed": seed, **params})
     try:
-        return cls(seed=seed, **params)
+        return cls(**checked)
     except TypeError as err:
         raise ValueError(f"bad parameters for model {name!r}: {err}") from err
 

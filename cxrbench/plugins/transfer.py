@@ -6,10 +6,12 @@ Three ways to use a backbone:
   alpha 0.25): small backbones whose ImageNet weights work offline (found in
   ``$CXRBENCH_WEIGHTS_DIR``, see :mod:`cxrbench.plugins.weights`).
 - ``transfer`` with ``backbone="EfficientNetB0"`` (any ``keras.applications`` class name) and
-  ``weights="imagenet"``: Keras downloads the weights on first use (needs a network).
-  ``cxrbench run --models transfer --params backbone=ResNet50`` style overrides go here.
-- :func:`make_transfer_plugin` builds a named plugin class for one backbone, to register it:
-  ``register_model(make_transfer_plugin("transfer_effb0", "EfficientNetB0"))``.
+  ``weights="imagenet"``: Keras downloads the weights on first use (needs a network), e.g.
+  ``cxrbench run --models transfer --param transfer.backbone=ResNet50 --param
+  transfer.alpha=null``.
+- A named plugin for one backbone is a variant:
+  ``register_variant("transfer_effb0", Transfer, module=__name__, backbone="EfficientNetB0",
+  alpha=None)`` (:func:`cxrbench.plugins.registry.register_variant`).
 
 Training: the backbone is frozen while a new head (global average pooling, dropout, one sigmoid
 unit) trains for ``head_epochs`` at ``learning_rate``; then the whole backbone (or its last
@@ -29,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from cxrbench.plugins.contract import ModelCard, PluginError
+from cxrbench.plugins.contract import ModelCard, PluginError, param
 from cxrbench.plugins.keras_common import (
     KerasPlugin,
     Preprocess,
@@ -37,7 +39,7 @@ from cxrbench.plugins.keras_common import (
     train_phase,
     value_range,
 )
-from cxrbench.plugins.registry import register_model
+from cxrbench.plugins.registry import register_model, register_variant
 from cxrbench.plugins.weights import resolve_weights
 
 TRANSFER_REFERENCE = ("Kermany et al., Cell 172(5), 2018 (transfer learning on these images); "
@@ -86,38 +88,22 @@ class Transfer(KerasPlugin):
         input_size=128,
         channels=3,
         requires=("keras",),
+        accelerator=True,
         reference=TRANSFER_REFERENCE,
     )
 
-    def __init__(
-        self, *, backbone: str = "MobileNetV2", alpha: float | None = 0.35,
-        weights: str | None = "imagenet", epochs: int = 6, head_epochs: int = 2,
-        batch_size: int = 32, input_size: int = 128, learning_rate: float = 1e-3,
-        fine_tune_learning_rate: float = 3e-4, fine_tune_layers: int | None = None,
-        dropout: float = 0.2, augment: bool = True, patience: int = 3,
-        restore_best: bool = True, class_weight: str | None = "balanced",
-        mixed_precision: bool = False, jit_compile: bool | str = "auto", run_eagerly: bool = False,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(seed=seed)
-        self.backbone = backbone
-        self.alpha = alpha
-        self.weights = weights
-        self.epochs = epochs
-        self.head_epochs = head_epochs
-        self.batch_size = batch_size
-        self.input_size = input_size
-        self.learning_rate = learning_rate
-        self.fine_tune_learning_rate = fine_tune_learning_rate
-        self.fine_tune_layers = fine_tune_layers
-        self.dropout = dropout
-        self.augment = augment
-        self.patience = patience
-        self.restore_best = restore_best
-        self.class_weight = class_weight
-        self.mixed_precision = mixed_precision
-        self.jit_compile = jit_compile
-        self.run_eagerly = run_eagerly
+    backbone: str = "MobileNetV2"  # a keras.applications class name (checked when fitting)
+    alpha: float | None = param(0.35, low=0, low_exclusive=True)  # None: no width parameter
+    weights: str | None = "imagenet"  # "imagenet", a .h5 file (name or path), None: random
+    epochs: int = param(6, low=0)
+    head_epochs: int = param(2, low=0)
+    fine_tune_learning_rate: float = param(3e-4, low=0, low_exclusive=True)
+    fine_tune_layers: int | None = param(None, low=0)  # None: the whole backbone
+    dropout: float = param(0.2, low=0, high=1, high_exclusive=True)
+    augment: bool = True
+    patience = 3
+    restore_best = True
+    class_weight = "balanced"
 
     def _preprocess(self) -> Preprocess:
         _, preprocess_input = application(self.backbone)
@@ -207,54 +193,14 @@ class Transfer(KerasPlugin):
             sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
-def make_transfer_plugin(
-    name: str, backbone: str, alpha: float | None = None, *, input_size: int = 128,
-    description: str | None = None, class_name: str | None = None, **defaults: Any,
-) -> type[Transfer]:
-    """A :class:`Transfer` subclass with its own name and defaults (register it yourself).
-
-    ``defaults`` change other hyperparameters' defaults (e.g. ``epochs=4``); the returned
-    class's ``__init__`` signature shows them, so ``get_params()`` reports them. Assign the
-    class to a module-level name equal to ``class_name`` so that fitted plugins pickle.
-    """
-    defaults = {"backbone": backbone, "alpha": alpha, "input_size": input_size, **defaults}
-    base_signature = inspect.signature(Transfer.__init__)
-    unknown = set(defaults) - set(base_signature.parameters)
-    if unknown:
-        raise TypeError(f"make_transfer_plugin: unknown hyperparameters {sorted(unknown)}")
-    signature = base_signature.replace(parameters=[
-        p.replace(default=defaults[p.name]) if p.name in defaults else p
-        for p in base_signature.parameters.values()
-    ])
-
-    def __init__(self: Transfer, **params: Any) -> None:
-        Transfer.__init__(self, **{**defaults, **params})
-
-    __init__.__signature__ = signature  # type: ignore[attr-defined]
-    width = "" if alpha is None else f" alpha {alpha}"
-    card = ModelCard(
-        name=name, family="transfer", framework="keras",
-        description=description or f"ImageNet {backbone}{width}, new head, head-first then "
-                                   "fine-tuned.",
-        input_size=input_size, channels=3, requires=("keras",), reference=TRANSFER_REFERENCE,
-    )
-    class_name = class_name or "".join(part.capitalize() for part in name.split("_"))
-    caller = inspect.currentframe()
-    module = caller.f_back.f_globals.get("__name__", __name__) if caller and caller.f_back \
-        else __name__
-    __init__.__qualname__ = f"{class_name}.__init__"
-    return type(class_name, (Transfer,), {"card": card, "__init__": __init__,
-                                          "__module__": module, "__qualname__": class_name})
-
-
 register_model(Transfer)
-TransferMobileNetV2 = register_model(make_transfer_plugin(
-    "transfer_mobilenetv2", "MobileNetV2", 0.35, class_name="TransferMobileNetV2",
+TransferMobilenetv2 = register_variant(
+    "transfer_mobilenetv2", Transfer, module=__name__, backbone="MobileNetV2", alpha=0.35,
     description="ImageNet MobileNetV2 (alpha 0.35, 410k params) at 128 px, new head, "
                 "head-first then fine-tuned.",
-))
-TransferMobileNet = register_model(make_transfer_plugin(
-    "transfer_mobilenet", "MobileNet", 0.25, class_name="TransferMobileNet",
+)
+TransferMobilenet = register_variant(
+    "transfer_mobilenet", Transfer, module=__name__, backbone="MobileNet", alpha=0.25,
     description="ImageNet MobileNet v1 (alpha 0.25, 219k params) at 128 px, new head, "
                 "head-first then fine-tuned.",
-))
+)

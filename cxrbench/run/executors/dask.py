@@ -38,18 +38,13 @@ from cxrbench.run.executors.base import ExecutorError
 from cxrbench.run.executors.local import ProcessExecutor, allow_child_processes
 from cxrbench.run.jobs import Job, error_record, run_job
 
-DEEP_FAMILIES = frozenset({"cnn", "transfer"})
-DEEP_FRAMEWORKS = frozenset({"keras", "tensorflow", "torch", "jax"})
 CONNECT_TIMEOUT_S = 30
 LOCAL_START_TIMEOUT_S = 180
 
 
 def wants_accelerator(model: str) -> bool:
-    """Deep jobs (CNN, transfer, a Keras MLP) are the ones pinned to GPU workers."""
-    card = get_card(model)
-    return card.family in DEEP_FAMILIES or (
-        card.family == "mlp" and card.framework in DEEP_FRAMEWORKS
-    )
+    """Jobs whose plugin card says it benefits from a GPU are the ones pinned to GPU workers."""
+    return get_card(model).accelerator
 
 
 # ------------------------------------------------------------------------------- on the worker
