@@ -33,13 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cxrbench {__version__}")
     subparsers = parser.add_subparsers(dest="verb", metavar="COMMAND")
     for name in VERB_MODULES:
-        try:
-            module = importlib.import_module(f"cxrbench.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"cxrbench.cli.{name}":
-                raise
-            continue
-        module.add_parser(subparsers)
+        importlib.import_module(f"cxrbench.cli.{name}").add_parser(subparsers)
     return parser
 
 

@@ -1,1 +1,2 @@
-"""Built-in plugin families, one module each (imported lazily by the registry)."""
+"""Model plugins: the contract (contract.py, params.py), the registry, the conformance kit,
+and the built-in families, one module each (imported by the registry on first use)."""
