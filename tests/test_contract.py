@@ -373,3 +373,10 @@ def test_seed_keeps_the_contract_declaration_under_a_handwritten_init():
     with pytest.raises(ParameterError, match="contract_hand: invalid value -1 for parameter "
                                              "'seed'; allowed: an integer >= 0"):
         validate_params(HandWritten, {"seed": -1})
+
+
+@pytest.mark.parametrize("name", [n for n in list_models()
+                                  if registry.model_source(n).startswith("cxrbench.plugins.")])
+def test_each_builtin_plugin_lives_in_its_family_module(name):
+    module = registry.model_source(name).partition(":")[0]
+    assert module == f"cxrbench.plugins.{get_model_class(name).card.family}"
