@@ -330,6 +330,10 @@ def test_register_variant_checks_its_defaults_and_arguments(scratch_registry):
     assert "variant: depth=4" in cls.card.description
     with pytest.raises(ValueError, match="cannot name the class"):
         registry.register_variant("contract-toy-big", Toy, module=__name__, depth=5)
+    with pytest.raises(ValueError, match="'contract_toy' is already registered"):
+        registry.register_model(Toy)
+        registry.register_variant("contract_toy", Toy, module=__name__, depth=5)
+    assert not hasattr(sys.modules[__name__], "ContractToy")
 
 
 # ------------------------------------------------------------------------------ the card

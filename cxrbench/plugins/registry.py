@@ -103,9 +103,9 @@ def register_variant(name: str, base: type[Plugin], *, module: str,
         namespace.update(__module__=module, __qualname__=class_name, card=card,
                          __doc__=f"``{name}``: {base.__name__} with other defaults.")
 
-    cls = types.new_class(class_name, (base,), exec_body=body)
-    setattr(home, class_name, cls)
-    return register_model(cls)
+    cls = register_model(types.new_class(class_name, (base,), exec_body=body))
+    setattr(home, class_name, cls)  # only once registered: a refused variant leaves no trace
+    return cls
 
 
 def _ensure_loaded() -> None:
