@@ -3,8 +3,10 @@
 Rules: the official ``test`` split is kept whole and only ever evaluated on;
 validation is carved from ``train`` (Kaggle's 16-image ``val/`` folder, when present, is pooled
 with ``train`` first: it is too small to select anything) grouped by patient and stratified by
-label. A layout with no split at all (flat folder, manifest without a split column) gets a
-test split carved the same way, and the plan records that strategy.
+label, unless the layout's ``val`` rows are the validation split as given (``given_val``: a
+manifest's split column). A layout with no split at all (flat folder, manifest without a split
+column) gets a test split carved the same way; a layout that has splits but no ``test`` is an
+error unless ``carve_test`` asks for one to be carved. The plan records its strategy.
 
 The plan's sha256 covers its sorted record ids only, so the same data and seed give the same
 hash on any machine (ids are paths relative to the data root).
@@ -108,24 +110,45 @@ def make_split_plan(
     val_fraction: float = DEFAULT_VAL_FRACTION,
     seed: int = DEFAULT_SPLIT_SEED,
     test_fraction: float = DEFAULT_TEST_FRACTION,
+    given_val: bool = False,
+    carve_test: bool = False,
 ) -> SplitPlan:
-    """The holdout plan: official test kept whole, validation carved from train by patient."""
+    """The holdout plan: official test kept whole, validation carved from train by patient.
+
+    ``given_val``: the ``val`` rows are the validation split as they are (``Dataset.val_given``).
+    ``carve_test``: a layout with splits but no ``test`` rows gets test carved from its train
+    rows by patient, instead of an error.
+    """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     rng = np.random.default_rng(seed)
     splits = set(records["source_split"])
+    use_given_val = given_val and "val" in splits
     if "test" in splits:
         strategy = "official test; val carved from train (+val/) by patient"
         test = records[records["source_split"] == "test"]
         pool = records[records["source_split"] != "test"]
     else:
-        strategy = "no official split: test and val carved by patient"
-        test_patients = _grouped_holdout(records, test_fraction, rng)
-        test = records[records["patient_id"].isin(test_patients)]
-        pool = records[~records["patient_id"].isin(test_patients)]
-    val_patients = _grouped_holdout(pool, val_fraction, rng)
-    val = pool[pool["patient_id"].isin(val_patients)]
-    train = pool[~pool["patient_id"].isin(val_patients)]
+        named = sorted(splits - {""})
+        if named and not carve_test:
+            raise ValueError(
+                f"the data's splits are {', '.join(named)}, with no test rows: a benchmark "
+                "needs a test split it never fits on. Add test rows (a manifest's split column, "
+                "or a test/ folder), or pass --carve-test to carve one from train by patient")
+        strategy = ("no official split: test and val carved by patient" if not named
+                    else "no test given: test carved from train by patient (carve_test)")
+        candidates = records[records["source_split"] != "val"] if use_given_val else records
+        test_patients = _grouped_holdout(candidates, test_fraction, rng)
+        test = candidates[candidates["patient_id"].isin(test_patients)]
+        pool = records[~records["record_id"].isin(test["record_id"])]
+    if use_given_val:
+        strategy = strategy.split(";")[0] + "; val as given"
+        val = pool[pool["source_split"] == "val"]
+        train = pool[pool["source_split"] != "val"]
+    else:
+        val_patients = _grouped_holdout(pool, val_fraction, rng)
+        val = pool[pool["patient_id"].isin(val_patients)]
+        train = pool[~pool["patient_id"].isin(val_patients)]
     return SplitPlan(
         train_ids=tuple(sorted(train["record_id"])),
         val_ids=tuple(sorted(val["record_id"])),

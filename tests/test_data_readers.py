@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from cxrbench.data import RECORD_COLUMNS, DataError, load_dataset, patient_id_from_name
-from cxrbench.data import cache as cache_mod
+from cxrbench.data import scan as scan_mod
 
 
 def _img(path: Path, value: int = 100, size: tuple[int, int] = (16, 12)) -> Path:
@@ -32,8 +32,10 @@ def test_synthetic_kaggle_layout(synthetic_root: Path) -> None:
     assert tuple(ds.records.columns) == RECORD_COLUMNS
     assert ds.counts() == {"train": {"NORMAL": 12, "PNEUMONIA": 12},
                            "test": {"NORMAL": 6, "PNEUMONIA": 6}}
-    assert ds.classes_present() == {0, 1}
     rec = ds.records
+    assert set(rec["label"]) == {0, 1}
+    assert set(rec["width"]) == {64} and set(rec["height"]) == {64}  # from the headers
+    assert set(rec["pixel_spacing_mm"]) == {""}  # JPEGs carry none
     assert rec["record_id"].is_unique
     assert set(rec["source_split"]) == {"train", "test"}
     row = rec.iloc[0]
@@ -51,6 +53,9 @@ def test_kaggle_layout_with_val_and_junk_files(synthetic_root: Path, tmp_path: P
     (root / "train" / "NORMAL" / "._IM-0001-0001.jpeg").write_bytes(b"AppleDouble")
     ds = load_dataset(root)
     assert ds.kind == "kaggle" and not ds.synthetic
+    assert not ds.val_given  # Kaggle's val/ is pooled with train/, not used as it is
+    assert [(s.record_id, s.kind) for s in ds.skipped] == [
+        ("train/NORMAL/notes.txt", "ignored")]  # hidden files are skipped without a word
     assert ds.counts()["val"] == {"NORMAL": 1, "PNEUMONIA": 1}
     assert ds.counts()["train"] == {"NORMAL": 12, "PNEUMONIA": 12}
     assert ds.splits_present() == ["train", "val", "test"]
@@ -80,7 +85,7 @@ def test_flat_layout_and_single_class(tmp_path: Path) -> None:
 
     _img(tmp_path / "one" / "PNEUMONIA" / "person2_virus_3.jpeg")
     one = load_dataset(tmp_path / "one")
-    assert one.classes_present() == {1}
+    assert set(one.records["label"]) == {1}
 
 
 def test_content_hashes_are_cached_and_refreshed(synthetic_root: Path, tmp_path: Path,
@@ -91,7 +96,7 @@ def test_content_hashes_are_cached_and_refreshed(synthetic_root: Path, tmp_path:
     def no_hashing(path: str) -> str:
         raise AssertionError(f"re-hashed {path}")
 
-    monkeypatch.setattr(cache_mod, "sha256_file", no_hashing)
+    monkeypatch.setattr(scan_mod, "sha256_file", no_hashing)
     assert load_dataset(root).data_hash == first.data_hash  # warm: nothing re-hashed
     monkeypatch.undo()
     _img(root / first.records["record_id"].iloc[3], value=3, size=(20, 20))
@@ -112,8 +117,8 @@ def test_manifest(tmp_path: Path) -> None:
         "imgs/person5_virus_9.jpeg,pneumonia,,TEST\n"
         f"{outside},Normal,P-1,val\n"
     )
-    ds = load_dataset(csv)
-    assert ds.kind == "manifest" and ds.root == tmp_path.absolute()
+    ds = load_dataset(csv, allow_outside_root=True)
+    assert ds.kind == "manifest" and ds.root == tmp_path.absolute() and ds.val_given
     rec = ds.records.set_index("record_id")
     assert rec.loc["imgs/a.png", "path"] == str(a.absolute())
     assert rec.loc["imgs/a.png", "patient_id"] == "P-1"  # the column wins

@@ -12,6 +12,7 @@ EXAMPLES = """examples:
   cxrbench data audit /data/chest_xray
   cxrbench data audit /data/chest_xray --json > audit.json
   CXRBENCH_DATA=/data/chest_xray cxrbench data audit
+  cxrbench data audit /data/lists/site_b.csv --allow-outside-root
 """
 
 
@@ -23,6 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_data_argument(p, positional=True)
     p.add_argument("--json", action="store_true", help="print the audit as JSON")
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: all)")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="let a CSV manifest list files outside its own folder")
     p.set_defaults(handler=run)
 
 
@@ -33,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if path is None:
         return fail("no data path: give PATH or set CXRBENCH_DATA")
     try:
-        dataset = load_dataset(path)
+        dataset = load_dataset(path, allow_outside_root=args.allow_outside_root)
         report = audit_dataset(dataset, workers=args.workers, progress=sys.stderr.isatty())
     except DataError as err:
         return fail(str(err))

@@ -82,7 +82,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--param", action="append", default=[], metavar="MODEL.KEY=VALUE",
                    help="override a hyperparameter (VALUE parsed as JSON, else a string)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    add_data_options(p)
     p.set_defaults(handler=run)
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """How a data set is read and split (flags of the data layer)."""
+    data = p.add_argument_group("data")
+    data.add_argument("--allow-outside-root", action="store_true",
+                      help="let a CSV manifest list files outside its own folder (refused by "
+                      "default: a manifest's data root is its folder)")
+    data.add_argument("--carve-test", action="store_true",
+                      help="when the data has splits but no test rows, carve a test split "
+                      "from train by patient (an error otherwise)")
 
 
 def parse_param_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
@@ -197,6 +209,8 @@ def build_config(args: argparse.Namespace) -> Any:
         suite=suite.name if suite else None,
         report=not args.no_report,
         command=getattr(args, "command_line", None),
+        allow_outside_root=args.allow_outside_root,
+        carve_test=args.carve_test,
     )
 
 

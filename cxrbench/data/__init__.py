@@ -2,14 +2,16 @@
 
 Public API::
 
-    load_dataset(path, *, cache_dir=None) -> Dataset
+    load_dataset(path, *, cache_dir=None, allow_outside_root=False) -> Dataset
+        Dataset.records, .skipped (unreadable / ignored / alias files), .warnings(), .val_given
     ImageCache(root=None).load(records, size, channels, workers=None, progress=False)
         -> CachedImages(images, record_ids, failed, n_decoded)
+    ImageCache.check_space(records, shapes) -> bytes needed (CacheWriteError if not free)
     decode_image(path, size, channels=1) -> np.ndarray (size, size, channels) uint8
     audit_dataset(dataset, workers=None, progress=False) -> dict;  format_audit(report) -> str
     make_synthetic_dataset(root, n_train=(60, 60), n_test=(20, 20), size=128, seed=0) -> Path
     patient_id_from_name(name) -> str;  default_cache_dir() -> Path
-    DataError(ValueError), ImageDecodeError(DataError)
+    DataError(ValueError), ImageDecodeError(DataError), CacheWriteError(DataError)
 
 Names are imported on first use (PEP 562), so decode worker processes, which import
 ``cxrbench.data.cache``, do not pay for pandas.
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "audit_dataset": "audit",
     "format_audit": "audit",
+    "CacheWriteError": "shards",
     "CachedImages": "cache",
     "ImageCache": "cache",
     "default_cache_dir": "cache",
@@ -33,6 +36,7 @@ _EXPORTS = {
     "load_dataset": "readers",
     "CLASS_NAMES": "records",
     "RECORD_COLUMNS": "records",
+    "SkippedFile": "records",
     "DataError": "records",
     "Dataset": "records",
     "compute_data_hash": "records",
@@ -40,6 +44,7 @@ _EXPORTS = {
 }
 __all__ = [
     "CLASS_NAMES",
+    "CacheWriteError",
     "CachedImages",
     "DECODER_VERSION",
     "DataError",
@@ -47,6 +52,7 @@ __all__ = [
     "ImageCache",
     "ImageDecodeError",
     "RECORD_COLUMNS",
+    "SkippedFile",
     "audit_dataset",
     "compute_data_hash",
     "decode_image",
@@ -68,8 +74,10 @@ if TYPE_CHECKING:
         RECORD_COLUMNS,
         DataError,
         Dataset,
+        SkippedFile,
         compute_data_hash,
     )
+    from cxrbench.data.shards import CacheWriteError
     from cxrbench.data.synthetic import make_synthetic_dataset
 
 

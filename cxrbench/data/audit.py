@@ -3,7 +3,8 @@
 Duplicates are found by content, not by name: every file is decoded at its native size and mode
 and the decoded pixels are hashed, so re-encoded copies of the same image match while images
 that merely share a file name do not. Groups that span splits are train/test leakage; groups
-that span labels are contradictory labels.
+that span labels are contradictory labels. Files the loader left out (unreadable, ignored,
+symlink aliases) and images that are tiny or very elongated are listed too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from cxrbench.cores import usable_cores
 from cxrbench.data.cache import run_chunks, split_chunks
 from cxrbench.data.decode import ImageDecodeError, load_native, pixel_hash
-from cxrbench.data.records import CLASS_NAMES, Dataset
+from cxrbench.data.records import CLASS_NAMES, EXTREME_ASPECT, SMALL_IMAGE_PX, Dataset
 
 PATIENT_NAME_NOTE = (
     "patient ids come from file names; the same name in two Kaggle splits is not documented to "
@@ -53,8 +54,11 @@ def audit_dataset(dataset: Dataset, workers: int | None = None,
     splits = [s or "all" for s in rec["source_split"].astype(str)]
     labels = rec["label"].astype(int).tolist()
     ok = [i for i in range(len(rec)) if "reason" not in info[i]]
-    unreadable = [{"record_id": ids[i], "reason": info[i]["reason"]}
-                  for i in range(len(rec)) if "reason" in info[i]]
+    unreadable = sorted(
+        [{"record_id": ids[i], "reason": info[i]["reason"]}
+         for i in range(len(rec)) if "reason" in info[i]]
+        + [{"record_id": s.record_id, "reason": s.reason}
+           for s in dataset.skipped_of("unreadable")], key=lambda u: u["record_id"])
 
     by_pixels: dict[str, list[int]] = defaultdict(list)
     for i in ok:
@@ -73,6 +77,7 @@ def audit_dataset(dataset: Dataset, workers: int | None = None,
         patients[pid].add(split)
     in_several = {pid: sorted(s) for pid, s in sorted(patients.items()) if len(s) > 1}
 
+    odd = dataset.odd_images()
     widths = [info[i]["width"] for i in ok]
     heights = [info[i]["height"] for i in ok]
     return {
@@ -89,6 +94,13 @@ def audit_dataset(dataset: Dataset, workers: int | None = None,
         },
         "modes": dict(sorted(Counter(info[i]["mode"] for i in ok).items())),
         "unreadable": unreadable,
+        "ignored_files": [{"record_id": s.record_id, "reason": s.reason}
+                          for s in dataset.skipped_of("ignored")],
+        "symlink_aliases": [{"record_id": s.record_id, "reason": s.reason}
+                            for s in dataset.skipped_of("alias")],
+        "small_images": {"min_side_px": SMALL_IMAGE_PX, "record_ids": odd["small"]},
+        "extreme_aspect_images": {"max_ratio": EXTREME_ASPECT,
+                                  "record_ids": odd["extreme_aspect"]},
         "duplicate_groups": groups,
         "cross_split_duplicate_groups": cross_split,
         "cross_label_duplicate_groups": cross_label,
@@ -122,6 +134,24 @@ def format_audit(report: dict[str, Any]) -> str:
         f"unreadable {len(report['unreadable'])}",
     ]
     lines += [f"  {u['record_id']}: {u['reason']}" for u in report["unreadable"][:10]]
+    for title, key in (("ignored   ", "ignored_files"), ("aliases   ", "symlink_aliases")):
+        items = report.get(key, [])
+        lines.append(f"{title} {len(items)}" + (
+            " (not images cxrbench reads)" if key == "ignored_files" and items else
+            " (symlinks to an image already in the set; skipped)" if items else ""))
+        lines += [f"  {u['record_id']}: {u['reason']}" for u in items[:10]]
+        if len(items) > 10:
+            lines.append(f"  ... {len(items) - 10} more (--json lists them all)")
+    for title, key, rule in (
+            ("small     ", "small_images", "shorter side under {min_side_px} px"),
+            ("elongated ", "extreme_aspect_images", "longer than {max_ratio:g}:1")):
+        odd = report.get(key)
+        if odd is None:
+            continue
+        ids = odd["record_ids"]
+        lines.append(f"{title} {len(ids)} image(s) {rule.format(**odd)}"
+                     + (": " + ", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "")
+                        if ids else ""))
     lines += [
         f"duplicates {len(report['duplicate_groups'])} group(s) of identical decoded pixels; "
         f"{len(report['cross_split_duplicate_groups'])} across splits, "

@@ -4,29 +4,31 @@ Layout under the cache root::
 
     images/{size}x{channels}/index-d{DECODER_VERSION}.json   content hash -> (shard, row)
     images/{size}x{channels}/d{DECODER_VERSION}-{id}.npy      (rows, size, size, channels) uint8
-    hashes/{key}.json                                         file sha256 by (path, size, mtime)
+    hashes/{key}.json                       file sha256 and header by (path, size, mtime): scan.py
 
 Entries are keyed by the sha256 of the file bytes, so a renamed or copied file is not decoded
 again, and an edited one is. A load whose rows are exactly one shard (the usual case: the same
 data set loaded again) returns that shard as a read-only ``np.memmap``, so a warm load costs
 an index read and nothing else. Every file is written to a temporary name and moved into place
 with ``os.replace`` (atomic), and the index is merged under a file lock, so concurrent builds or
-an interrupted one never leave a half-written shard or index visible.
+an interrupted one never leave a half-written shard or index visible. Shards have their disk
+blocks reserved before workers map them (``shards.py``), so a full disk is a
+``CacheWriteError`` naming the folder, never a SIGBUS; ``ImageCache.check_space`` estimates the
+space a build needs and checks it before anything is decoded.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import multiprocessing
 import os
 import sys
 import threading
 import uuid
-import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +38,15 @@ import numpy as np
 from cxrbench.cores import usable_cores
 from cxrbench.data.decode import DECODER_VERSION, ImageDecodeError, decode_image
 from cxrbench.data.records import DataError
-from cxrbench.files import atomic_write_json, file_lock, read_json, sha256_file, temporary_path
+from cxrbench.data.shards import (
+    CacheWriteError,
+    allocate_shard,
+    check_free_space,
+    remove_quietly,
+    reorder_shard,
+    shard_bytes,
+)
+from cxrbench.files import atomic_write_json, file_lock, read_json, temporary_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,43 +62,6 @@ def default_cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "cxrbench"
-
-
-# ---------------------------------------------------------------- content hashes of files
-def hash_files(paths: Sequence[str], *, key: str, cache_dir: str | Path | None = None) -> list[str]:
-    """sha256 of each file's bytes, remembered by (absolute path, size, mtime_ns).
-
-    ``key`` names the small index file (e.g. the data set root), so re-loading a data set only
-    stats its files. Misses are hashed in threads (hashlib releases the GIL).
-    """
-    index_path = Path(cache_dir or default_cache_dir()) / "hashes" / (
-        hashlib.sha256(key.encode()).hexdigest()[:24] + ".json"
-    )
-    known: dict[str, list[Any]] = (read_json(index_path) or {}).get("files", {})
-    stats = [os.stat(p) for p in paths]
-    out: list[str | None] = []
-    misses: list[int] = []
-    for i, (p, st) in enumerate(zip(paths, stats, strict=True)):
-        entry = known.get(p)
-        if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
-            out.append(entry[2])
-        else:
-            out.append(None)
-            misses.append(i)
-    if misses:
-        n_threads = min(16, 4 * usable_cores(), len(misses))
-        with ThreadPoolExecutor(max_workers=n_threads) as pool:
-            for i, digest in zip(misses, pool.map(sha256_file, [paths[i] for i in misses]),
-                                 strict=True):
-                out[i] = digest
-        files = {p: [st.st_size, st.st_mtime_ns, h]
-                 for p, st, h in zip(paths, stats, out, strict=True)}
-        try:
-            atomic_write_json(index_path, {"version": 1, "files": files})
-        except OSError as exc:  # a read-only cache must not stop anyone from loading data
-            warnings.warn(f"could not write the file-hash index {index_path}: {exc}",
-                          stacklevel=2)
-    return [h for h in out if h is not None]
 
 
 # ---------------------------------------------------------------- parallel map over chunks
@@ -134,8 +107,19 @@ def run_chunks(
         with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
             futures = {pool.submit(fn, chunk, *args): len(chunk) for chunk in chunks}
             for fut in as_completed(futures):
-                yield fut.result()
+                try:
+                    result = fut.result()
+                except BrokenProcessPool as exc:
+                    raise WorkerDiedError(
+                        f"a worker process {description} died abruptly (killed by a signal, "
+                        "often the out-of-memory killer); free memory or lower the number "
+                        "of worker processes, and run again") from exc
+                yield result
                 advance(futures[fut])
+
+
+class WorkerDiedError(DataError):
+    """A process of the pool died (a signal, e.g. the OOM killer): no result, no traceback."""
 
 
 @contextlib.contextmanager
@@ -243,23 +227,49 @@ class ImageCache:
         return CachedImages(images=images, record_ids=ids[ok], failed=failed,
                             n_decoded=n_decoded)
 
+    def bytes_needed(self, records: pd.DataFrame, shapes: set[tuple[int, int]]) -> int:
+        """Disk bytes that decoding ``records`` at every ``(size, channels)`` would add.
+
+        Counts each content hash once per shape, and only those not cached (or known to fail)
+        yet: a warm cache needs 0.
+        """
+        hashes = set(records["content_hash"].astype(str))
+        total = 0
+        for size, channels in shapes:
+            index = self._read_index(size, channels)
+            cached = set(_where(index)) | set(index["failed"])
+            if missing := len(hashes - cached):
+                total += shard_bytes(missing, size, channels)
+        return total
+
+    def check_space(self, records: pd.DataFrame, shapes: set[tuple[int, int]]) -> int:
+        """``bytes_needed``, or ``CacheWriteError`` when the cache's disk has less free."""
+        needed = self.bytes_needed(records, shapes)
+        if needed:
+            check_free_space(self.root, needed)
+        return needed
+
     def _decode_into_shard(self, items: list[tuple[str, str]], size: int, channels: int,
                            workers: int, progress: bool) -> int:
-        """Decode ``(hash, path)`` items into one new shard; register it and the failures."""
+        """Decode ``(hash, path)`` items into one new shard; register it and the failures.
+
+        Any OSError writing the cache (full disk, read-only or forbidden folder) becomes a
+        ``CacheWriteError``; the temporary shard is removed whatever happens.
+        """
         folder = self._dir(size, channels)
-        folder.mkdir(parents=True, exist_ok=True)
         first: dict[str, int] = {}
         unique: list[tuple[str, str]] = []
         for h, p in items:
             if h not in first:
                 first[h] = len(unique)
                 unique.append((h, p))
+        needed = shard_bytes(len(unique), size, channels)
         name = f"d{DECODER_VERSION}-{uuid.uuid4().hex[:16]}.npy"
         tmp = temporary_path(folder / name)
         try:
-            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                           shape=(len(unique), size, size, channels))
-            del mm
+            folder.mkdir(parents=True, exist_ok=True)
+            check_free_space(folder, needed)
+            allocate_shard(tmp, len(unique), size, channels)
             rows = [(row, p) for row, (_, p) in enumerate(unique)]
             n_workers = 1 if len(rows) < _INLINE_MAX else min(workers, len(rows))
             failures: dict[str, str] = {}
@@ -273,7 +283,11 @@ class ImageCache:
             order = [first[h] for h, _ in items if h not in failures]
             shard_hashes = [h for h, _ in items if h not in failures]
             if order != list(range(len(unique))):
-                tmp = _reorder(tmp, order, (size, size, channels))
+                reordered = temporary_path(tmp)
+                if order:
+                    reorder_shard(tmp, reordered, order)
+                remove_quietly(tmp)
+                tmp = reordered
             if shard_hashes:
                 os.replace(tmp, folder / name)
             with file_lock(folder / ".lock"):
@@ -286,8 +300,10 @@ class ImageCache:
                     "decoder_version": DECODER_VERSION, "size": size, "channels": channels,
                     "shards": shards, "failed": failed,
                 })
+        except OSError as exc:
+            raise CacheWriteError.from_os_error(folder, exc, needed=needed) from exc
         finally:
-            tmp.unlink(missing_ok=True)
+            remove_quietly(tmp)
         return len(unique)
 
     def _assemble(self, wanted: list[str], where: dict[str, tuple[str, int]],
@@ -321,17 +337,3 @@ def _where(index: dict[str, Any]) -> dict[str, tuple[str, int]]:
         for row, h in enumerate(hashes):
             where.setdefault(h, (shard, row))
     return where
-
-
-def _reorder(tmp: Path, order: list[int], shape: tuple[int, int, int]) -> Path:
-    """A new temporary shard holding rows ``order`` of ``tmp`` (drops failures, repeats dups)."""
-    new = temporary_path(tmp)
-    if order:
-        src = np.load(tmp, mmap_mode="r")
-        dst = np.lib.format.open_memmap(new, mode="w+", dtype=np.uint8,
-                                        shape=(len(order), *shape))
-        for start in range(0, len(order), 1024):
-            dst[start:start + 1024] = src[order[start:start + 1024]]
-        del src, dst
-    tmp.unlink(missing_ok=True)
-    return new

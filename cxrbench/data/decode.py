@@ -1,4 +1,7 @@
-"""Decode one image file into a square uint8 array, fast and strictly.
+"""Decode one image file into a square uint8 array, fast, strictly and in bounded memory.
+
+Formats (``formats.py``): JPEG, PNG, TIFF, BMP and WebP through Pillow; DICOM through pydicom
+(``dicom.py``: modality and VOI LUTs or window applied, MONOCHROME1 inverted).
 
 Speed: for JPEGs, ``Image.draft`` asks libjpeg to decode at 1/2, 1/4 or 1/8 scale straight
 from the DCT coefficients (never smaller than the requested size), and to hand back luma only
@@ -7,12 +10,16 @@ decoding work before the (cheap) final resize.
 
 Strictness: a truncated or corrupt file raises ``ImageDecodeError``; Pillow's
 ``ImageFile.LOAD_TRUNCATED_IMAGES`` must stay False, otherwise half-grey images would silently
-enter a benchmark.
+enter a benchmark. Images over ``MAX_PIXELS`` are refused before their pixels are decoded (a
+70 KB PNG can claim 36 Mpx; Pillow's own limit, 179 Mpx, is far above any chest film).
 
-16-bit images (modes ``I;16*``, ``I``, ``F``; e.g. PNGs exported from DICOM) are mapped to 8 bit
-by a min-max stretch per image: such files rarely use the full 16-bit range (often 10-12 bits,
-with an arbitrary offset), so a fixed ``>> 8`` would make many of them almost black, and there
-is no window/level information in a PNG to do better.
+High bit depth (Pillow modes ``I;16*``, ``I``, ``F``; e.g. PNGs exported from DICOM) is mapped
+to 8 bits by a min-max stretch per image: such files rarely use the full 16-bit range (often
+10-12 bits, with an arbitrary offset), so a fixed ``>> 8`` would make many of them almost
+black, and there is no window/level information in a PNG to do better. That mapping runs on
+strips of rows (``highbit.py``), and 16-bit grayscale PNGs are also inflated strip by strip
+(``png16.py``), so a 6000 x 6000 16-bit PNG is decoded in a few MB, with pixels identical to
+the whole-image pipeline of earlier versions.
 
 Resizing is to ``size x size`` without preserving the aspect ratio (as in the 224 px copy of the
 data set), bilinear with Pillow's antialiasing support.
@@ -26,10 +33,12 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps
 
+from cxrbench.data.formats import is_dicom
+from cxrbench.data.highbit import StripSource, image_strips, to_square_gray
 from cxrbench.data.records import DataError
 
 DECODER_VERSION = 1  # bump when decoded pixels change: it is part of every image-cache key
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpeg", ".jpg", ".png"})
+MAX_PIXELS = 64_000_000  # 8000 x 8000; the largest chest films are about 4300 x 4300
 _HIGH_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 
 
@@ -48,11 +57,6 @@ class ImageDecodeError(DataError):
         return (type(self), (self.path, self.reason))
 
 
-def is_image_file(name: str) -> bool:
-    """True for ``.jpeg``/``.jpg``/``.png`` (any case) that are not hidden files (``._x.jpeg``)."""
-    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
-
-
 def _check_strict() -> None:
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise DataError(
@@ -61,15 +65,73 @@ def _check_strict() -> None:
         )
 
 
+def check_pixel_count(path: str | Path, width: int, height: int) -> None:
+    """Refuse images over ``MAX_PIXELS`` before decoding them (decompression bombs)."""
+    if width * height > MAX_PIXELS:
+        raise ImageDecodeError(
+            path, f"image too large: {width} x {height} = {width * height / 1e6:.0f} Mpx, over "
+            f"cxrbench's limit of {MAX_PIXELS / 1e6:.0f} Mpx (a decompression bomb, or a scan "
+            "far larger than a chest film: downscale it)")
+
+
+def _open(path: str | Path) -> Image.Image:
+    """``Image.open`` with the pixel limit checked from the header, before any decoding."""
+    try:
+        im = Image.open(path)
+    except Image.DecompressionBombError as exc:  # over Pillow's own, higher limit
+        raise ImageDecodeError(path, f"image too large: {exc}") from exc
+    try:
+        check_pixel_count(path, *im.size)
+    except ImageDecodeError:
+        im.close()
+        raise
+    return im
+
+
+def read_header(path: str | Path) -> tuple[int | None, int | None, str]:
+    """(width, height, pixel spacing "row,column" in mm or "") without decoding pixels.
+
+    (None, None, "") when the header cannot be read: decoding the file will say why.
+    """
+    try:
+        if is_dicom(path):
+            from cxrbench.data.dicom import read_dicom_header
+
+            return read_dicom_header(path)
+        with Image.open(path) as im:
+            return im.size[0], im.size[1], ""
+    except Exception:  # noqa: BLE001  # any failure is the file's; decoding reports it
+        return None, None, ""
+
+
 def load_native(path: str | Path) -> Image.Image:
     """Open and fully decode an image at its native size and mode (no conversion)."""
     _check_strict()
     try:
-        with Image.open(path) as im:
+        if is_dicom(path):
+            return _dicom_native(path)
+        with _open(path) as im:
             im.load()
             return im
+    except ImageDecodeError:
+        raise
     except Exception as exc:  # noqa: BLE001  # any decoder failure is a property of the file
         raise ImageDecodeError(path, _reason(exc)) from exc
+
+
+def _dicom_native(path: str | Path) -> Image.Image:
+    """The stored pixel values of a DICOM file as a Pillow image (for audits: sizes, hashes)."""
+    import pydicom
+
+    from cxrbench.data.dicom import dicom_size
+
+    check_pixel_count(path, *dicom_size(path))
+    arr = pydicom.dcmread(path).pixel_array
+    if arr.dtype.kind in "iu" and arr.dtype != np.uint8:
+        arr = arr.astype(np.int32)  # Pillow mode "I"
+    elif arr.dtype.kind == "f":
+        arr = arr.astype(np.float32)  # mode "F"
+    return Image.fromarray(arr)
 
 
 def pixel_hash(im: Image.Image) -> str:
@@ -88,11 +150,11 @@ def decode_image(path: str | Path, size: int, channels: int = 1) -> np.ndarray:
     _check_strict()
     target = "L" if channels == 1 else "RGB"
     try:
-        with Image.open(path) as im:
-            if im.format == "JPEG":
-                im.draft(target, (size, size))  # DCT scaling: the big speed win
-            im.load()
-            out = _to_square(im, size, target)
+        out = _decode_dicom(path, size) if is_dicom(path) else _decode_pillow(path, size, target)
+        if target == "L" and out.mode != "L":
+            out = out.convert("L")
+    except ImageDecodeError:
+        raise
     except Exception as exc:  # noqa: BLE001  # any decoder failure is a property of the file
         raise ImageDecodeError(path, _reason(exc)) from exc
     arr = np.asarray(out, dtype=np.uint8)
@@ -103,10 +165,48 @@ def decode_image(path: str | Path, size: int, channels: int = 1) -> np.ndarray:
     return arr
 
 
+def _decode_pillow(path: str | Path, size: int, target: str) -> Image.Image:
+    with _open(path) as im:
+        if im.mode in _HIGH_BIT_MODES and im.format in _STRIP_READERS:
+            streamed = _STRIP_READERS[im.format](path)
+            if streamed is not None:
+                width, height, strips = streamed
+                return to_square_gray(strips, width, height, size)
+        if im.format == "JPEG":
+            im.draft(target, (size, size))  # DCT scaling: the big speed win
+        im.load()
+        return _to_square(im, size, target)
+
+
+def _png_strips(path: str | Path) -> tuple[int, int, StripSource] | None:
+    from cxrbench.data.png_strips import png16_strips
+
+    return png16_strips(path)
+
+
+def _tiff_strips(path: str | Path) -> tuple[int, int, StripSource] | None:
+    from cxrbench.data.tiff_strips import tiff_strips
+
+    return tiff_strips(path)
+
+
+# High-bit images these read strip by strip from the file; others are decoded whole by Pillow.
+_STRIP_READERS = {"PNG": _png_strips, "TIFF": _tiff_strips}
+
+
+def _decode_dicom(path: str | Path, size: int) -> Image.Image:
+    from cxrbench.data.dicom import decode_dicom, dicom_size
+
+    check_pixel_count(path, *dicom_size(path))
+    return decode_dicom(path, size)
+
+
 def _to_square(im: Image.Image, size: int, target: str) -> Image.Image:
     orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
     if orientation not in (1, None):
         im = ImageOps.exif_transpose(im)
+    if im.mode in _HIGH_BIT_MODES:
+        return to_square_gray(image_strips(im), im.size[0], im.size[1], size)
     im = _to_8bit(im)
     if target == "L" and im.mode != "L":
         im = im.convert("L")  # before resizing: a third of the work
@@ -119,8 +219,6 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     """Any Pillow mode -> "L" or "RGB" (alpha dropped, palettes and CMYK converted)."""
     if im.mode in ("L", "RGB"):
         return im
-    if im.mode in _HIGH_BIT_MODES:
-        return Image.fromarray(_stretch_to_uint8(np.asarray(im)), mode="L")
     if im.mode in ("1", "LA", "La"):
         return im.convert("L")
     if im.mode == "P" and _palette_is_gray(im):
@@ -132,14 +230,6 @@ def _palette_is_gray(im: Image.Image) -> bool:
     palette = im.getpalette() or []
     rgb = np.asarray(palette[: len(palette) // 3 * 3]).reshape(-1, 3)
     return bool(len(rgb)) and bool((rgb == rgb[:, :1]).all())
-
-
-def _stretch_to_uint8(values: np.ndarray) -> np.ndarray:
-    values = values.astype(np.float64)
-    lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
-        return np.zeros(values.shape, dtype=np.uint8)
-    return np.round((values - lo) * (255.0 / (hi - lo))).astype(np.uint8)
 
 
 def _reason(exc: BaseException) -> str:

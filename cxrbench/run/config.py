@@ -109,6 +109,9 @@ class RunConfig:
     suite: str | None = None
     report: bool = True
     command: list[str] | None = None
+    # Data-layer options (see cxrbench.data.load_dataset and cxrbench.splits.make_split_plan).
+    allow_outside_root: bool = False  # a manifest may list files outside its folder
+    carve_test: bool = False  # splits without test rows: carve test from train by patient
 
     def __post_init__(self) -> None:
         self.data_path = Path(self.data_path)

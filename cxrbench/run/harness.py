@@ -110,7 +110,8 @@ def _validate(config: RunConfig) -> Path:
 # ------------------------------------------------------------------------------------ load data
 def _load_data(config: RunConfig, cache_dir: Path) -> Dataset:
     try:
-        return load_dataset(config.data_path, cache_dir=cache_dir)
+        return load_dataset(config.data_path, cache_dir=cache_dir,
+                            allow_outside_root=config.allow_outside_root)
     except DataError as err:
         raise RunError(str(err)) from err
 
@@ -264,6 +265,7 @@ def run_benchmark(
     jobs = build_jobs(config, dataset, plan, plan_path, cache_dir)
     failed = prepare_cache(dataset, plan, ImageCache(cache_dir),
                            {(job.image_size, job.channels) for job in jobs})
+    failed |= {s.record_id for s in dataset.skipped_of("unreadable")}  # for provenance
 
     session = None
     if previous is not None:

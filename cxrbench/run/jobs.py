@@ -43,6 +43,7 @@ class Job:
     params: dict[str, Any] = field(default_factory=dict)
     timeout_s: float | None = None
     plugin_source: str = ""  # "module:Class", so a worker can import a user's plugin module
+    allow_outside_root: bool = False  # the run's manifest option, to load the same data set
 
     @property
     def job_id(self) -> str:
@@ -149,7 +150,8 @@ def load_job_data(job: Job) -> tuple[dict[str, ImageSet], dict[str, Any]]:
     from cxrbench.data import ImageCache, load_dataset
     from cxrbench.splits import SplitPlan
 
-    dataset = load_dataset(job.data_path, cache_dir=job.cache_dir or None)
+    dataset = load_dataset(job.data_path, cache_dir=job.cache_dir or None,
+                           allow_outside_root=job.allow_outside_root)
     if dataset.data_hash != job.data_hash:
         raise RuntimeError(
             f"data at {job.data_path} changed since the run started "

@@ -24,7 +24,8 @@ def _log(message: str) -> None:
 def plan_split(config: RunConfig, dataset: Dataset) -> SplitPlan:
     """The run's split plan; refused when a split lacks one of the two classes."""
     plan = make_split_plan(dataset.records, val_fraction=config.val_fraction,
-                           seed=config.split_seed)
+                           seed=config.split_seed, given_val=dataset.val_given,
+                           carve_test=config.carve_test)
     labels = dataset.records.set_index("record_id")["label"]
     for split in ("train", "val", "test"):
         present = set(labels.loc[list(plan.ids(split))].tolist())
@@ -36,6 +37,8 @@ def plan_split(config: RunConfig, dataset: Dataset) -> SplitPlan:
                 "needs both NORMAL and PNEUMONIA images in train, val and test. "
                 "Add the missing class folder or check the data path."
             )
+    for message in dataset.warnings():  # once the data is accepted
+        _log(f"warning: {message}")
     return plan
 
 
@@ -66,6 +69,7 @@ def build_jobs(config: RunConfig, dataset: Dataset, plan: SplitPlan, plan_path: 
             params=dict(spec.params),
             timeout_s=spec.timeout_s if spec.timeout_s is not None else config.timeout_s,
             plugin_source=model_source(spec.name),
+            allow_outside_root=config.allow_outside_root,
         ) for seed in config.seeds]
     return jobs
 
