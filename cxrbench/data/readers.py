@@ -95,7 +95,7 @@ def load_dataset(path: str | Path, *, cache_dir: str | Path | None = None,
 
 def _finish(root: Path, kind: str, rows: list[dict[str, object]], skipped: list[SkippedFile],
             *, hash_key: str, cache_dir: str | Path | None) -> Dataset:
-    facts = scan_files([str(r["path"]) for r in rows], key=hash_key, cache_dir=cache_dir)
+    facts, note = scan_files([str(r["path"]) for r in rows], key=hash_key, cache_dir=cache_dir)
     kept = []
     for row, fact in zip(rows, facts, strict=True):
         if isinstance(fact, FileFacts):
@@ -109,7 +109,8 @@ def _finish(root: Path, kind: str, rows: list[dict[str, object]], skipped: list[
     records = make_records_table(kept)
     return Dataset(root=root, kind=kind, records=records, data_hash=compute_data_hash(records),
                    synthetic=kind == "synthetic",
-                   skipped=tuple(sorted(skipped, key=lambda s: (s.kind, s.record_id))))
+                   skipped=tuple(sorted(skipped, key=lambda s: (s.kind, s.record_id))),
+                   notes=(note,) if note else ())
 
 
 def _drop_aliases(rows: list[dict[str, object]], skipped: list[SkippedFile]

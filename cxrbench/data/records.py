@@ -66,6 +66,7 @@ class Dataset:
     # permission), ignored (not an image format cxrbench reads) or aliases (symlinks to a file
     # already in the set). Callers report them: ``warnings()`` says it in a few lines.
     skipped: tuple[SkippedFile, ...] = field(default=())
+    notes: tuple[str, ...] = ()  # other remarks from loading (e.g. a read-only hash index)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -100,7 +101,7 @@ class Dataset:
             more = f", ... ({len(ids) - examples} more)" if len(ids) > examples else ""
             return ", ".join(ids[:examples]) + more
 
-        out = []
+        out = list(self.notes)
         unreadable = self.skipped_of("unreadable")
         if unreadable:
             out.append(f"{len(unreadable)} file(s) cannot be opened and are left out: " + some(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,8 +41,10 @@ def _read_facts(path: str, known_hash: str | None) -> FileFacts:
 
 
 def scan_files(paths: Sequence[str], *, key: str, cache_dir: str | Path | None = None
-               ) -> list[FileFacts | str]:
-    """``FileFacts`` for each path, or the reason (a string) when the file cannot be read.
+               ) -> tuple[list[FileFacts | str], str | None]:
+    """``FileFacts`` for each path, or the reason (a string) when the file cannot be read;
+    and a note when the index could not be saved (a read-only or full cache: the facts are
+    then read again next time, nothing else is lost).
 
     ``key`` names the small index file (e.g. the data set root).
     """
@@ -53,6 +54,7 @@ def scan_files(paths: Sequence[str], *, key: str, cache_dir: str | Path | None =
     out: list[FileFacts | str | None] = []
     stats: list[os.stat_result | None] = []
     misses: list[tuple[int, str | None]] = []
+    note = None
     for i, p in enumerate(paths):
         try:
             st = os.stat(p)
@@ -86,9 +88,9 @@ def scan_files(paths: Sequence[str], *, key: str, cache_dir: str | Path | None =
         try:
             atomic_write_json(index_path, {"version": _INDEX_VERSION, "files": files})
         except OSError as exc:  # a read-only or full cache must not stop anyone loading data
-            warnings.warn(f"could not write the file-hash index {index_path}: {exc}",
-                          stacklevel=2)
-    return [f for f in out if f is not None]
+            note = (f"could not save the file-hash index {index_path} ({exc.strerror or exc}); "
+                    "file hashes will be computed again next time")
+    return [f for f in out if f is not None], note
 
 
 def unreadable_reason(path: str | Path, exc: OSError) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import shutil
 from pathlib import Path
@@ -49,8 +50,8 @@ class CacheWriteError(DataError):
         what, todo = _WHAT.get(exc.errno or 0, (exc.strerror or str(exc), "check the folder"))
         sizes = ""
         if needed is not None:
-            sizes = f" (needs about {_mb(needed)}" + (
-                f", {_mb(free)} free)" if free is not None else ")")
+            sizes = f" (needs about {_size(needed)}" + (
+                f", {_size(free)} free)" if free is not None else ")")
         return cls(f"cannot write the image cache in {where}: {what}{sizes}; {todo}, or point "
                    "--cache-dir (or CXRBENCH_CACHE_DIR) at another disk",
                    path=where, errno_code=exc.errno)
@@ -60,8 +61,12 @@ def _rebuild(message: str, path: str, errno_code: int | None) -> CacheWriteError
     return CacheWriteError(message, path=path, errno_code=errno_code)
 
 
-def _mb(n: int | None) -> str:
-    return f"{(n or 0) / 2**20:.1f} MB"
+def _size(n: int | None) -> str:
+    n = n or 0
+    for unit, scale in (("GB", 2**30), ("MB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{math.ceil(n / 2**10)} KB"
 
 
 def shard_bytes(rows: int, size: int, channels: int) -> int:
