@@ -9,21 +9,24 @@ PNG). Colour DICOM (RGB, YBR, palette) is converted by pydicom and handled like 
 Only single-frame images are read; compressed transfer syntaxes need pydicom's optional
 decoders (pylibjpeg, GDCM), and pydicom's message says which one.
 
-The LUT steps run on strips of rows (``highbit``), so memory stays near the stored frame
-(2 bytes a pixel for 16-bit) instead of several float64 copies of it.
+Uncompressed pixel data is read from the file strip by strip, and the LUT steps run on those
+strips (``highbit``), so memory stays bounded by the strip; compressed pixel data is decoded
+whole by pydicom (the frame and its buffer: about 4 bytes a pixel for 16-bit).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from cxrbench.data.highbit import array_strips, to_square_gray
+from cxrbench.data.highbit import StripSource, array_strips, to_square_gray
 
 _HEADER_TAGS = ["Rows", "Columns", "PixelSpacing", "ImagerPixelSpacing", "NumberOfFrames"]
+_DEFER_BYTES = 4096  # elements larger than this (the pixel data) are read only when used
 
 
 class DicomError(ValueError):
@@ -60,29 +63,73 @@ def decode_dicom(path: str | Path, size: int) -> Image.Image:
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-    ds = pydicom.dcmread(path)
+    ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES)  # pixel data read later, in strips
     if "PixelData" not in ds:
         raise DicomError("the DICOM file holds no pixel data (a report or structured data?)")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames > 1:
         raise DicomError(f"multi-frame DICOM ({frames} frames) is not supported; export the "
                          "frame to benchmark as its own file")
-    arr = ds.pixel_array
-    del ds.PixelData  # the stored bytes: only the decoded frame is kept from here on
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        arr = ds.pixel_array  # colour: pydicom converts YBR and palettes to RGB
         rgb = arr if arr.dtype == np.uint8 else _stretch_channels(arr)
         return _square(Image.fromarray(rgb).convert("RGB"), size)
-    if arr.ndim != 2:
-        raise DicomError(f"expected one grayscale frame, got pixel array of shape {arr.shape}")
 
     def lut(strip: np.ndarray) -> np.ndarray:
         return apply_voi_lut(apply_modality_lut(strip, ds), ds)
 
-    window = voi_output_range(ds)
-    height, width = arr.shape
-    return to_square_gray(array_strips(arr, lut), width, height, size, window=window,
+    height, width = int(ds.Rows), int(ds.Columns)
+    strips = native_strips(path, ds, lut)
+    if strips is None:  # compressed (or unusual) pixel data: pydicom decodes the frame whole
+        arr = ds.pixel_array
+        if arr.ndim != 2:
+            raise DicomError(f"expected one grayscale frame, got pixel array of shape "
+                             f"{arr.shape}")
+        strips = array_strips(arr, lut)
+    return to_square_gray(strips, width, height, size, window=voi_output_range(ds),
                           invert=photometric == "MONOCHROME1")
+
+
+def native_strips(path: str | Path, ds: Any, transform: Callable[[np.ndarray], np.ndarray]
+                  ) -> StripSource | None:
+    """Strips read straight from the file when the pixel data is stored uncompressed.
+
+    Little-endian native pixel data, one sample per pixel: each strip is read from its offset,
+    and the bits above Bits Stored are cleared (or sign-extended) as pydicom does by default
+    (``correct_unused_bits``), so the values equal ``ds.pixel_array``'s. Anything else returns
+    ``None``.
+    """
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if syntax is None or syntax.is_encapsulated or syntax.is_deflated \
+            or not syntax.is_little_endian:
+        return None
+    raw = ds.get_item("PixelData", keep_deferred=True)
+    offset = getattr(raw, "value_tell", None)
+    bits = int(ds.get("BitsAllocated", 0))
+    if offset is None or bits not in (8, 16, 32) or int(ds.get("SamplesPerPixel", 1)) != 1:
+        return None
+    dtype = np.dtype(f"<{'i' if int(ds.get('PixelRepresentation', 0)) else 'u'}{bits // 8}")
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    if raw.length < rows * cols * dtype.itemsize:
+        raise DicomError(f"pixel data holds {raw.length} bytes, fewer than Rows x Columns "
+                         f"({rows} x {cols}) needs: a truncated file")
+    shift = bits - int(ds.get("BitsStored", bits))
+
+    def strips(n: int) -> Iterator[np.ndarray]:
+        with open(path, "rb") as fh:
+            for y0 in range(0, rows, n):
+                count = min(n, rows - y0) * cols
+                fh.seek(offset + y0 * cols * dtype.itemsize)
+                strip = np.fromfile(fh, dtype, count)
+                if strip.size < count:
+                    raise DicomError("the pixel data ends early: a truncated file")
+                strip = strip.reshape(-1, cols)
+                if shift:
+                    strip = (strip << shift) >> shift
+                yield transform(strip)
+
+    return strips
 
 
 def voi_output_range(ds: Any) -> tuple[float, float] | None:
