@@ -84,8 +84,8 @@ def test_small_and_elongated_images_are_flagged(data: Path, tmp_path: Path, caps
     write_image(data / "train/PNEUMONIA/person700_bacteria_1.png", gray(80, 400))
     done = run_main(capsys, data, tmp_path / "out")
     assert done.returncode == 0, done.stderr
-    assert ("warning: 1 image(s) smaller than 64 px on a side will be upscaled to the model's "
-            "input size: train/NORMAL/IM-7001-0001.png; check that they are whole films"
+    assert ("warning: 1 image(s) smaller than 64 px on a side are stretched up to any larger "
+            "model input: train/NORMAL/IM-7001-0001.png; check that they are whole films"
             ) in done.stderr
     assert ("warning: 1 image(s) longer than 3:1 will be squeezed into a square: "
             "train/PNEUMONIA/person700_bacteria_1.png") in done.stderr

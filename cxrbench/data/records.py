@@ -120,7 +120,7 @@ class Dataset:
         odd = self.odd_images()
         if odd["small"]:
             out.append(f"{len(odd['small'])} image(s) smaller than {SMALL_IMAGE_PX} px on a side "
-                       "will be upscaled to the model's input size: " + some(odd["small"])
+                       "are stretched up to any larger model input: " + some(odd["small"])
                        + "; check that they are whole films")
         if odd["extreme_aspect"]:
             out.append(f"{len(odd['extreme_aspect'])} image(s) longer than {EXTREME_ASPECT:g}:1 "
