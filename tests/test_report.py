@@ -24,8 +24,8 @@ from cxrbench.results.io import write_results
 from cxrbench.results.leaderboard import leaderboard
 from cxrbench.stats import summarize
 
-FIGURES = ("figure-curves", "figure-confusion", "figure-reliability", "figure-training",
-           "figure-cost")
+FIGURES = ("figure-roc", "figure-roc-zoom", "figure-pr", "figure-confusion",
+           "figure-reliability", "figure-training", "figure-cost")
 SECTIONS = ("headline", "leaderboard", "comparisons", "operating-points", "curves", "confusion",
             "calibration", "cost", "gallery", "seeds", "data", "split-plan", "provenance",
             "failures", "methods")
@@ -52,7 +52,7 @@ def test_report_of_a_real_run(real_run, tmp_path):
     for section in SECTIONS:
         assert f'id="{section}"' in html, section
     for figure in FIGURES:
-        match = re.search(rf'<figure id="{figure}">\s*<svg', html)
+        match = re.search(rf'id="{figure}">\s*(?:<figure>\s*)?<svg', html)
         assert match, f"{figure} missing"
     assert 'id="synthetic-banner"' in html and "SYNTHETIC DATA" in html
     assert html.count("data:image/jpeg;base64,") >= 4  # the gallery read the test images

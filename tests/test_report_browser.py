@@ -18,8 +18,8 @@ from cxrbench.report import render_report
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-FIGURES = ("figure-curves", "figure-confusion", "figure-reliability", "figure-training",
-           "figure-cost")
+FIGURES = ("figure-roc", "figure-roc-zoom", "figure-pr", "figure-confusion",
+           "figure-reliability", "figure-training", "figure-cost")
 LAPTOP = {"width": 1366, "height": 768}
 
 

@@ -213,6 +213,26 @@ def leaderboard_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def curve_rows(results: dict[str, Any], inputs: dict[str, Any], rows: list[dict[str, Any]]
+               ) -> list[dict[str, Any]]:
+    """The table behind the ROC and PR figures: per model, its drawn record, the areas with
+    their intervals and the operating point at its threshold."""
+    from cxrbench.report.curves import operating_point
+
+    by_model = {r["model"]: r for r in rows}
+    out = []
+    for model, (y, p, threshold) in inputs["curves"].items():
+        fpr, sens, precision = operating_point(y, p, threshold)
+        row = by_model.get(model, {})
+        out.append({"model": model, "job_id": inputs["representatives"][model]["job_id"],
+                    "roc_auc": row.get("roc_auc"), "roc_auc_low": row.get("roc_auc_low"),
+                    "roc_auc_high": row.get("roc_auc_high"), "pr_auc": row.get("pr_auc"),
+                    "pr_auc_low": row.get("pr_auc_low"), "pr_auc_high": row.get("pr_auc_high"),
+                    "threshold": threshold, "fpr": fpr, "sensitivity": sens,
+                    "precision": precision})
+    return out
+
+
 def data_root_default(results: dict[str, Any]) -> Path | None:
     path = (results.get("provenance") or {}).get("data", {}).get("path")
     return Path(path) if path else None

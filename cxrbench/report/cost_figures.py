@@ -1,5 +1,6 @@
 """The report's figures about cost and training: cost-quality chart with its Pareto front,
-training curves of deep models. Each function returns inline SVG markup (or None: no data)."""
+training curves of deep models. Each function returns inline SVG markup (None or an empty list
+when there is nothing to draw)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from cxrbench.report.svg import Palette, figure_style, palette, plt, to_svg
+from cxrbench.report.palette import Palette, palette
+from cxrbench.report.svg import figure_style, plt, to_svg
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
@@ -28,7 +30,35 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
     return sorted(front, key=lambda m: points[m])
 
 
-def cost_quality_figure(rows: list[dict[str, Any]], colors: Palette | None = None) -> str | None:
+GAP_RATIO = 30  # a model this many times faster than the next is drawn at the left edge
+
+
+def clipped_left(times: list[float]) -> float | None:
+    """The left edge of the time axis when the fastest models sit far apart (``majority`` at
+    1e-4 s would leave most of a log axis empty), else None."""
+    xs = sorted(times)
+    for fast, slow in zip(xs, xs[1:], strict=False):
+        if slow / fast > GAP_RATIO and slow <= xs[len(xs) // 2]:
+            return slow / 4
+    return None
+
+
+def _place_labels(ax: Any, fig: Any, labels: list[Any]) -> None:
+    """Nudge overlapping labels up or down until none overlaps another (greedy, by height)."""
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    for text in sorted(labels, key=lambda t: -t.xy[1]):
+        for step in range(40):
+            box = text.get_window_extent(renderer).expanded(1.02, 1.1)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            offset = text.get_position()
+            shift = 7 * (step // 2 + 1) * (1 if step % 2 else -1)
+            text.set_position((offset[0], 4 + shift))
+        placed.append(text.get_window_extent(renderer))
+
+
+def cost_quality_figure(rows: list[dict[str, Any]], styles: Palette | None = None) -> str | None:
     """Test ROC AUC (95 % interval) against mean fit time, log scale; Pareto front marked.
 
     ``rows`` are leaderboard rows (``model``, ``fit_s``, ``roc_auc``, ``roc_auc_low``,
@@ -38,73 +68,82 @@ def cost_quality_figure(rows: list[dict[str, Any]], colors: Palette | None = Non
               and _finite(r.get("roc_auc"))]
     if not usable:
         return None
-    colors = (colors or palette([r["model"] for r in rows]))[0]
+    styles = styles or palette([r["model"] for r in rows])
     points = {r["model"]: (float(r["fit_s"]), float(r["roc_auc"])) for r in usable}
     front = pareto_front(points)
+    left = clipped_left([x for x, _ in points.values()])
     with figure_style():
-        fig, ax = plt.subplots(figsize=(9, 4.8))
+        fig, ax = plt.subplots(figsize=(7.2, 4.6))
+        labels = []
         for r in usable:
-            x, y = points[r["model"]]
+            model, style = r["model"], styles[r["model"]]
+            x, y = points[model]
+            clipped = left is not None and x < left
+            shown_x = left * 1.05 if clipped else x
             low, high = r.get("roc_auc_low"), r.get("roc_auc_high")
             if _finite(low) and _finite(high):
-                ax.errorbar([x], [y], yerr=[[max(y - low, 0)], [max(high - y, 0)]],
-                            color=colors[r["model"]], lw=1.0, capsize=2.5, zorder=2)
-            on_front = r["model"] in front
-            ax.plot([x], [y], "o", ms=8 if on_front else 6, zorder=3,
-                    mfc=colors[r["model"]] if on_front else "white",
-                    mec=colors[r["model"]], mew=1.6)
-            ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(6, 4),
-                        fontsize=8, color="#333333")
-        xs = [points[m][0] for m in front]
+                ax.errorbar([shown_x], [y], yerr=[[max(y - low, 0)], [max(high - y, 0)]],
+                            color=style.color, lw=1.0, capsize=2.5, zorder=2)
+            on_front = model in front
+            ax.plot([shown_x], [y], marker=style.marker, ms=8, zorder=3,
+                    ls="none", mfc=style.color if on_front else "white", mec=style.color,
+                    mew=1.6)
+            name = f"◂ {model} ({x:.1g} s, off scale)" if clipped else model
+            labels.append(ax.annotate(name, (shown_x, y), textcoords="offset points",
+                                      xytext=(7, 4), fontsize=9, color="#333333"))
+        xs = [max(points[m][0], left * 1.05) if left else points[m][0] for m in front]
         ys = [points[m][1] for m in front]
         ax.step(xs, ys, where="post", color="#444444",
-                lw=1.0, ls="--", zorder=1, label="Pareto front (filled dots)")
+                lw=1.0, ls="--", zorder=1, label="Pareto front (filled markers)")
         ax.set_xscale("log")
+        if left is not None:
+            ax.set_xlim(left=left)
+        ax.margins(x=0.12, y=0.08)
         ax.set(xlabel="mean fit time per seed (s, log scale)", ylabel="test ROC AUC",
-               title="Cost and quality: test ROC AUC (95 % interval) against training time")
-        ax.legend(loc="best", frameon=True, framealpha=0.9, edgecolor="none")
+               title="Test ROC AUC (95 % interval) against training time")
+        ax.legend(loc="lower right", frameon=True, framealpha=0.9, edgecolor="none")
         fig.tight_layout()
-        return to_svg(fig, "fig-cost")
+        _place_labels(ax, fig, labels)
+        return to_svg(fig, "fig-cost", f"Test ROC AUC against mean fit time of {len(usable)} "
+                      "models, log scale, with the Pareto front; data table below")
 
 
-def training_curves_figure(histories: dict[str, list[dict[str, Any]]],
-                           best_epochs: dict[str, int | None],
-                           colors: Palette | None = None) -> str | None:
-    """Training loss and validation AUC per epoch of every model with a history."""
+def training_figures(histories: dict[str, list[dict[str, Any]]],
+                     best_epochs: dict[str, int | None],
+                     styles: Palette | None = None) -> list[str]:
+    """Training loss and validation ROC AUC per epoch of every model with a history: one
+    panel each (the HTML legend beside them hides and shows a model in both)."""
     histories = {m: h for m, h in histories.items() if h}
-    if not histories:
-        return None
     panels = [key for key in ("loss", "val_auc")
               if any(_finite(e.get(key)) for h in histories.values() for e in h)]
-    if not panels:
-        return None
-    colors, styles = colors or palette(list(histories))
-    titles = {"loss": "training loss", "val_auc": "validation ROC AUC"}
-    with figure_style():
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8),
-                                 squeeze=False)
-        for ax, key in zip(axes[0], panels, strict=True):
+    styles = styles or palette(list(histories))
+    titles = {"loss": "training loss (dotted: validation loss)",
+              "val_auc": "validation ROC AUC (star: kept epoch)"}
+    out = []
+    for key in panels:
+        with figure_style():
+            fig, ax = plt.subplots(figsize=(4.6, 3.6))
             for model, history in histories.items():
                 epochs = [e.get("epoch", i + 1) for i, e in enumerate(history)]
                 values = [e.get(key) if _finite(e.get(key)) else np.nan for e in history]
-                ax.plot(epochs, values, color=colors[model], ls=styles[model], lw=1.5,
-                        marker="o", ms=2.5, label=model)
+                style = styles[model]
+                ax.plot(epochs, values, color=style.color, ls=style.line, lw=1.5,
+                        marker=style.marker, ms=4, gid=f"s{style.index}-{key}")
                 if key == "loss" and any(_finite(e.get("val_loss")) for e in history):
                     ax.plot(epochs, [e.get("val_loss", np.nan) for e in history],
-                            color=colors[model], ls=":", lw=1.2)
+                            color=style.color, ls=":", lw=1.2, gid=f"s{style.index}-val-loss")
                 best = best_epochs.get(model)
                 if key == "val_auc" and best in epochs:
                     ax.plot([best], [values[epochs.index(best)]], "*", ms=11,
-                            color=colors[model], mec="black", mew=0.5)
+                            color=style.color, mec="black", mew=0.5,
+                            gid=f"s{style.index}-best")
             ax.set(xlabel="epoch", title=titles[key])
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5),
-                   frameon=False, fontsize=9)
-        if "val_auc" in panels:
-            fig.text(0.01, -0.03, "star: epoch whose weights were kept (best validation AUC)",
-                     fontsize=8, color="#555555")
-        fig.tight_layout()
-        return to_svg(fig, "fig-training")
+            ax.title.set_fontsize(10)
+            fig.tight_layout()
+            out.append(to_svg(fig, f"fig-training-{key.replace('_', '-')}",
+                              f"{titles[key]} per epoch of {len(histories)} models; "
+                              "per-record histories under Records"))
+    return out
 
 
 def _finite(value: Any) -> bool:

@@ -1,9 +1,9 @@
-"""Gallery of test images a model gets wrong, as small inline JPEG thumbnails.
+"""Test images in the report: the gallery of each top model's most confident errors.
 
-For each of the top models (the record drawn for it), its most confident errors at its chosen
-threshold: false positives with the highest and false negatives with the lowest probability.
-Images are read from ``data_root / record_id``; when the data is not reachable the gallery says
-so and the report is written without it.
+Images are read from ``data_root / record_id`` once each (:class:`ImageStore`): a small JPEG
+thumbnail goes inline, a larger copy into the report's embedded data for the click-to-enlarge
+view (so an image shown in both the gallery and the hard cases is stored once). When the data
+is not reachable the gallery says so and the report is written without it.
 """
 
 from __future__ import annotations
@@ -16,9 +16,18 @@ from typing import Any
 import numpy as np
 
 THUMBNAIL_PX = 112
+LARGE_PX = 448
 JPEG_QUALITY = 70
 TOP_MODELS = 3
 ERRORS_PER_KIND = 4  # false positives and false negatives, each
+
+
+def _jpeg_data_uri(image: Any, size: int) -> str:
+    copy = image.copy()
+    copy.thumbnail((size, size))
+    buffer = io.BytesIO()
+    copy.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def thumbnail_data_uri(path: Path, size: int = THUMBNAIL_PX) -> str:
@@ -27,11 +36,46 @@ def thumbnail_data_uri(path: Path, size: int = THUMBNAIL_PX) -> str:
 
     with Image.open(path) as image:
         image.draft("L", (size, size))  # JPEG: decode at reduced scale, much faster on originals
-        image = image.convert("L")
-        image.thumbnail((size, size))
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+        return _jpeg_data_uri(image.convert("L"), size)
+
+
+class ImageStore:
+    """Thumbnails (inline) and enlargements (embedded once per image) read from ``root``."""
+
+    def __init__(self, root: str | Path | None) -> None:
+        self.root = Path(root).expanduser() if root is not None else None
+        self.large: dict[str, str] = {}
+        self.unreadable = 0
+        self._thumbs: dict[str, str | None] = {}
+
+    @property
+    def available(self) -> bool:
+        return self.root is not None and self.root.is_dir()
+
+    def note(self) -> str:
+        if self.root is None:
+            return "no data folder given: pass --data to `cxrbench report` for thumbnails"
+        if not self.root.is_dir():
+            return f"the data folder {self.root} is not reachable from here: no thumbnails"
+        return f"{self.unreadable} image(s) could not be read under {self.root}" \
+            if self.unreadable else ""
+
+    def thumbnail(self, record_id: str) -> str | None:
+        """The thumbnail's data URI (None when unreadable); the enlargement is kept."""
+        if record_id in self._thumbs or not self.available:
+            return self._thumbs.get(record_id)
+        from PIL import Image
+
+        try:
+            with Image.open(self.root / record_id) as image:
+                image.draft("L", (LARGE_PX, LARGE_PX))
+                gray = image.convert("L")
+                self._thumbs[record_id] = _jpeg_data_uri(gray, THUMBNAIL_PX)
+                self.large[record_id] = _jpeg_data_uri(gray, LARGE_PX)
+        except OSError:
+            self.unreadable += 1
+            self._thumbs[record_id] = None
+        return self._thumbs[record_id]
 
 
 def worst_errors(
@@ -47,38 +91,25 @@ def worst_errors(
         [(int(i), "false negative") for i in false_neg]
 
 
-def build_gallery(
-    picks: list[dict[str, Any]],
-    ids: list[str],
-    data_root: str | Path | None,
-) -> dict[str, Any]:
+def build_gallery(picks: list[dict[str, Any]], ids: list[str], store: ImageStore
+                  ) -> dict[str, Any]:
     """``picks``: ``{"model", "job_id", "y", "p", "threshold", "n_errors"}`` per top model.
 
-    Returns ``{"available", "note", "models": [{"model", "job_id", "n_errors", "items":
-    [{"src", "record_id", "kind", "probability"}]}]}``.
+    Returns ``{"available", "note", "models": [{"model", "job_id", "n_errors", "threshold",
+    "items": [{"src", "record_id", "kind", "probability"}]}]}``.
     """
-    if data_root is None:
-        return {"available": False, "models": [],
-                "note": "no data folder given: pass --data to `cxrbench report` for thumbnails"}
-    root = Path(data_root).expanduser()
-    if not root.is_dir():
-        return {"available": False, "models": [],
-                "note": f"the data folder {root} is not reachable from here: no thumbnails"}
-    unreadable = 0
+    if not store.available:
+        return {"available": False, "models": [], "note": store.note()}
     models = []
     for pick in picks:
         items = []
         for index, kind in worst_errors(pick["y"], pick["p"], pick["threshold"]):
-            try:
-                src = thumbnail_data_uri(root / ids[index])
-            except OSError:
-                unreadable += 1
-                continue
-            items.append({"src": src, "record_id": ids[index], "kind": kind,
-                          "probability": float(pick["p"][index])})
+            src = store.thumbnail(ids[index])
+            if src is not None:
+                items.append({"src": src, "record_id": ids[index], "kind": kind,
+                              "probability": float(pick["p"][index])})
         models.append({"model": pick["model"], "job_id": pick["job_id"],
                        "n_errors": pick["n_errors"], "threshold": pick["threshold"],
                        "items": items})
-    note = f"{unreadable} image(s) could not be read under {root}" if unreadable else ""
-    return {"available": any(m["items"] for m in models) or not unreadable,
-            "models": models, "note": note}
+    return {"available": any(m["items"] for m in models) or not store.unreadable,
+            "models": models, "note": store.note()}

@@ -2,13 +2,15 @@
 
 Jinja2 templates in ``templates/`` (``report.html.j2`` extends ``base.html.j2`` and includes
 one partial per section), matplotlib figures inlined as SVG, thumbnails as ``data:`` URIs, CSS
-and the sorting script inline. ``leaderboard.md`` and ``leaderboard.csv`` are written beside
-the HTML file.
+and scripts inline, the data the scripts read as one embedded JSON block. The Markdown and CSV
+leaderboards are written beside the HTML file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,21 @@ import jinja2
 
 from cxrbench.files import atomic_write_text
 from cxrbench.provenance import utc_now
-from cxrbench.report import context, cost_figures, prediction_figures
-from cxrbench.report.gallery import TOP_MODELS, build_gallery
-from cxrbench.report.svg import palette
-from cxrbench.report.tables import write_tables
+from cxrbench.report import (
+    calibration_figures,
+    clinical,
+    context,
+    cost_figures,
+    prediction_figures,
+    reading,
+    records,
+)
+from cxrbench.report.calibration_figures import reliability_rows
+from cxrbench.report.gallery import TOP_MODELS, ImageStore, build_gallery
+from cxrbench.report.hard_cases import hard_cases
+from cxrbench.report.palette import palette
+from cxrbench.report.payload import embed_json, report_payload
+from cxrbench.report.tables import leaderboard_csv, write_tables
 
 
 def template_environment() -> jinja2.Environment:
@@ -33,7 +46,14 @@ def template_environment() -> jinja2.Environment:
     env.filters["num"] = format_number
     env.filters["pval"] = format_p_value
     env.filters["sortvalue"] = sort_value
+    env.filters["anchor"] = anchor
     return env
+
+
+def anchor(job_id: str) -> str:
+    """An HTML id for a record: readable, and unique through a short hash of the job id."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", job_id).strip("-")
+    return f"rec-{slug}-{hashlib.sha256(job_id.encode()).hexdigest()[:6]}"
 
 
 def _templates_dir() -> Path:
@@ -69,54 +89,96 @@ def sort_value(value: Any) -> str:
     return str(value)
 
 
+def _figures(results: dict[str, Any], rows: list[dict[str, Any]],
+             inputs: dict[str, Any], styles: Any) -> dict[str, Any]:
+    curves = inputs["curves"]
+    ok_styles = {m: styles[m] for m in inputs["confusions"] if m in styles}
+    stats_models = (results.get("statistics") or {}).get("models", {})
+    return {
+        "roc": prediction_figures.roc_figure(curves, styles) if curves else None,
+        "roc_zoom": prediction_figures.roc_figure(curves, styles, zoom=True) if curves else None,
+        "pr": prediction_figures.pr_figure(curves, styles) if curves else None,
+        "confusion": [prediction_figures.confusion_figure(m, c, inputs["thresholds"].get(m),
+                                                          ok_styles[m].index)
+                      for m, c in inputs["confusions"].items() if m in ok_styles],
+        "reliability": [calibration_figures.reliability_figure(
+            m, b, styles[m], stats_models.get(m, {}).get("test", {}).get("ece", {})
+            .get("estimate")) for m, b in inputs["bins"].items() if m in styles],
+        "training": cost_figures.training_figures(inputs["histories"], inputs["best_epochs"],
+                                                  styles),
+        "cost": cost_figures.cost_quality_figure(rows, styles),
+    }
+
+
 def report_context(results: dict[str, Any], data_root: str | Path | None = None
                    ) -> dict[str, Any]:
     statistics = results.get("statistics") or {}
     rows = context.leaderboard_rows(results)
     order = [r["model"] for r in rows]
     inputs = context.figure_inputs(results, order)
-    aucs = {r["model"]: r.get("roc_auc") for r in rows}
-    colors = palette([r["model"] for r in rows if r["n_ok"]])  # same colour in every figure
-    figs = {
-        "curves": (prediction_figures.roc_pr_figure(inputs["curves"], aucs, colors)
-                   if inputs["curves"] else None),
-        "confusion": (prediction_figures.confusion_grid_figure(inputs["confusions"],
-                                                               inputs["thresholds"])
-                      if inputs["confusions"] else None),
-        "reliability": (prediction_figures.reliability_figure(inputs["bins"], colors)
-                        if inputs["bins"] else None),
-        "training": cost_figures.training_curves_figure(inputs["histories"], inputs["best_epochs"],
-                                                  colors),
-        "cost": cost_figures.cost_quality_figure(rows, colors),
-    }
-    picks = context.gallery_picks(results, order, inputs["representatives"], TOP_MODELS)
+    styles = palette([r["model"] for r in rows if r["n_ok"]])  # one look per model everywhere
+    picks = context.gallery_picks(results, order, inputs["representatives"], len(order))
     ids = ((results.get("evaluation") or {}).get("test") or {}).get("ids") or []
     root = data_root if data_root is not None else context.data_root_default(results)
+    store = ImageStore(root)
+    top = picks[:TOP_MODELS]
+    gallery = build_gallery(top, ids, store) if top else None
+    hard = hard_cases(top, picks, ids, store) if store.available else None
+    details = records.record_details(results, order)
+    commits: dict[str, list[str]] = {}
+    for detail in details:
+        commit = detail["provenance"].get("commit") or "unknown"
+        if detail["status"] == "ok" and commit not in commits.setdefault(detail["model"], []):
+            commits[detail["model"]].append(commit)
+    csv_text = leaderboard_csv(results, rows, commits)
+    payload = report_payload(results, order, inputs["representatives"], csv_text, store.large)
     provenance = results.get("provenance") or {}
+    data = dict(provenance.get("data") or {})
+    data["path"] = records.resolved_path(data.get("path"))
+    best = context.headline(rows, statistics)
     return {
         "results": results,
         "run": results.get("run") or {},
         "progress": context.run_progress(results),
         "provenance": provenance,
-        "data": provenance.get("data") or {},
+        "data": data,
         "split": results.get("split") or {},
         "evaluation": context.evaluation_summary(results),
-        "synthetic": bool((provenance.get("data") or {}).get("synthetic")),
+        "prevalence": reading.split_prevalence(results),
+        "synthetic": bool(data.get("synthetic")),
         "statistics": statistics,
         "method": statistics.get("method") or {},
         "rows": rows,
+        "n_ok_records": sum(r["status"] == "ok" for r in results.get("records", [])),
         "columns": context.leaderboard_columns(),
-        "headline": context.headline(rows, statistics),
-        "comparisons": context.comparison_rows(statistics, order),
+        "families": sorted({r["family"] for r in rows if r.get("family")}),
+        "headline": best,
+        "ties": reading.headline_ties(rows, best["row"]) if best else [],
+        "transfer": reading.threshold_transfer(results, rows),
+        "comparisons": [{**c, "verdict": reading.verdict(c)}
+                        for c in context.comparison_rows(statistics, order)],
         "operating_metrics": [(k, context.METRIC_LABELS[k]) for k in context.OPERATING_METRICS],
+        "clinical": clinical.clinical_rows(results, order),
+        "clinical_metrics": clinical.CLINICAL_METRICS,
         "seed_rows": context.seed_rows(results, order),
         "seed_metrics": [(k, context.METRIC_LABELS[k]) for k in context.SEED_METRICS],
         "record_rows": context.record_rows(results, order),
-        "figures": figs,
-        "gallery": build_gallery(picks, ids, root) if picks else None,
+        "details": details,
+        "job_id_note": records.JOB_ID_NOTE,
+        "provenance_groups": records.provenance_groups(results),
+        "cpus": records.cpu_models(results),
+        "styles": styles,
+        "figures": _figures(results, rows, inputs, styles),
+        "curve_rows": context.curve_rows(results, inputs, rows),
+        "reliability_rows": {m: reliability_rows(b) for m, b in inputs["bins"].items()},
+        "histories": inputs["histories"],
+        "gallery": gallery,
+        "hard": hard,
         "audit": results.get("data_audit"),
         "weights": context.weights_rows(results),
         "failures": [r for r in results.get("records", []) if r["status"] != "ok"],
+        "payload": embed_json(payload),
+        "csv_text": csv_text,
         "generated": utc_now(),
     }
 
@@ -124,7 +186,8 @@ def report_context(results: dict[str, Any], data_root: str | Path | None = None
 def render_report(
     results: dict[str, Any], path: str | Path, *, data_root: str | Path | None = None
 ) -> Path:
-    """Write the HTML report (atomically), ``leaderboard.md`` and ``leaderboard.csv`` beside it.
+    """Write the HTML report (atomically) and its Markdown and CSV leaderboards beside it
+    (``leaderboard.*`` beside ``report.html``, ``NAME.leaderboard.*`` beside ``NAME.html``).
 
     ``data_root`` is where the test images are read for the gallery (default: the data path
     recorded in the results); the report is written without thumbnails when it is unreachable.
@@ -137,5 +200,5 @@ def render_report(
     values = report_context(results, data_root)
     html = template_environment().get_template("report.html.j2").render(**values)
     path = atomic_write_text(Path(path), html)
-    write_tables(results, values["rows"], path.parent)
+    write_tables(results, values["rows"], path, values["csv_text"])
     return path

@@ -16,6 +16,9 @@ MARKDOWN_COLUMNS = (
     ("brier", "Brier", 3), ("fit_s", "Fit (s)", 1), ("predict_ms_per_image", "ms / image", 2),
 )
 INTERVAL_COLUMNS = ("roc_auc", "accuracy")  # intervals in the Markdown table (kept narrow)
+CSV_METRICS = ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "precision", "recall",
+               "specificity", "f1", "brier", "ece")
+CSV_TIMINGS = (("fit_s", 3), ("predict_ms_per_image", 4), ("peak_rss_mb", 1))
 
 
 def _num(value: Any, digits: int) -> str:
@@ -90,9 +93,57 @@ def leaderboard_markdown(results: dict[str, Any], rows: list[dict[str, Any]]) ->
     return "\n".join(lines) + "\n"
 
 
-def write_tables(results: dict[str, Any], rows: list[dict[str, Any]], folder: Path,
-                 ) -> tuple[Path, Path]:
-    """Write ``leaderboard.md`` and ``leaderboard.csv`` into ``folder``."""
-    md = atomic_write_text(folder / "leaderboard.md", leaderboard_markdown(results, rows))
-    csv = atomic_write_text(folder / "leaderboard.csv", pd.DataFrame(rows).to_csv(index=False))
+def leaderboard_csv(results: dict[str, Any], rows: list[dict[str, Any]],
+                    commits: dict[str, list[str]]) -> str:
+    """The leaderboard as CSV: rounded, with what the numbers were made on (data, split,
+    threshold rule, commits) on every row, and ``SYNTHETIC`` in the ``data`` column of a
+    synthetic run. ``commits`` maps a model to the commits of its records."""
+    data = (results.get("provenance") or {}).get("data") or {}
+    split = (results.get("split") or {}).get("sha256")
+    out = []
+    for row in rows:
+        line: dict[str, Any] = {"model": row["model"], "family": row.get("family"),
+                                "seeds_ok": row.get("n_ok"), "seeds": row.get("n_seeds")}
+        for key in CSV_METRICS:
+            for suffix in ("", "_low", "_high"):
+                line[key + suffix] = _round(row.get(key + suffix), 4)
+        for key, digits in CSV_TIMINGS:
+            line[key] = _round(row.get(key), digits)
+        line["n_params"] = row.get("n_params")
+        p = row.get("delong_p_holm")
+        line["delong_p_holm"] = float(f"{p:.3g}") if _finite(p) else None
+        line["best"] = bool(row.get("best"))
+        line["not_worse"] = bool(row.get("not_worse"))
+        line["threshold_rule"] = (results.get("run") or {}).get("threshold_rule")
+        line["data"] = "SYNTHETIC" if data.get("synthetic") else "real"
+        line["data_hash"] = data.get("data_hash")
+        line["split_sha256"] = split
+        line["commits"] = " ".join(c[:12] for c in commits.get(row["model"], []))
+        out.append(line)
+    return pd.DataFrame(out).to_csv(index=False)
+
+
+def table_paths(html_path: Path) -> tuple[Path, Path]:
+    """``leaderboard.md``/``.csv`` beside ``report.html``; beside any other name the tables
+    take its stem (``review.html`` -> ``review.leaderboard.md``), so ``report -o`` into a
+    folder never replaces another run's tables."""
+    prefix = "" if html_path.name == "report.html" else f"{html_path.stem}."
+    return (html_path.with_name(f"{prefix}leaderboard.md"),
+            html_path.with_name(f"{prefix}leaderboard.csv"))
+
+
+def write_tables(results: dict[str, Any], rows: list[dict[str, Any]], html_path: Path,
+                 csv_text: str) -> tuple[Path, Path]:
+    """Write the Markdown and CSV leaderboards that go with the HTML report at ``html_path``."""
+    md_path, csv_path = table_paths(html_path)
+    md = atomic_write_text(md_path, leaderboard_markdown(results, rows))
+    csv = atomic_write_text(csv_path, csv_text)
     return md, csv
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _round(value: Any, digits: int) -> float | None:
+    return round(float(value), digits) if _finite(value) else None

@@ -5,9 +5,10 @@ laptop, deep ones on a GPU box, a seed rerun at a clean commit. The files must a
 makes scores comparable (data hash, split plan, threshold rule, the evaluated images);
 anything else may differ. Rules are compared by meaning ("0.5" and "fixed:0.5" are one rule).
 A later file's successful record replaces an earlier one with the same ``job_id``. Every kept
-record gets an ``origin``: the file it came from and the git commit it ran at, so a merged file
-never hides which code made which number. Summary and statistics of the merged file are
-computed from its records.
+record gets an ``origin``: the file it came from and the session that produced it (the first
+run or a ``--resume``), with that session's git commit, CPU, host and command line, so a merged
+file never hides which code on which machine made which number. Summary and statistics of the
+merged file are computed from its records.
 """
 
 from __future__ import annotations
@@ -26,18 +27,56 @@ class MergeError(ValueError):
     """The files cannot be merged: they were scored on different data or splits."""
 
 
-def record_git(results: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-    """The git commit a record ran at: its ``--resume`` session's, an earlier merge's, or the
-    run's own."""
-    for session in results["run"].get("resumed") or []:
-        if record["job_id"] in (session.get("jobs") or []):
-            return dict(session.get("git") or {})
+# What a session of a run records about where it ran; a ``--resume`` session records the same
+# keys (files written before the CPU and command were recorded per session lack them: None).
+SESSION_KEYS = ("cpu_model", "hostname", "command")
+
+
+def run_sessions(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sessions of one results file: the run that started it, then each ``--resume``.
+
+    Each is ``{"session", "started", "commit", "dirty", "cpu_model", "hostname", "command",
+    "jobs"}``; ``jobs`` of the first session are the records no resume session claims.
+    """
+    provenance = results.get("provenance") or {}
+    run = results.get("run") or {}
+    git = provenance.get("git") or {}
+    resumed = run.get("resumed") or []
+    claimed = {job for session in resumed for job in session.get("jobs") or []}
+    first = {"session": "run", "started": run.get("started"), "commit": git.get("commit"),
+             "dirty": git.get("dirty"), "cpu_model": provenance.get("cpu_model"),
+             "hostname": provenance.get("hostname"), "command": run.get("command"),
+             "jobs": [r["job_id"] for r in results.get("records", [])
+                      if r["job_id"] not in claimed]}
+    sessions = [first]
+    for i, session in enumerate(resumed, start=1):
+        rgit = session.get("git") or {}
+        sessions.append({"session": f"resume {i}", "started": session.get("started"),
+                         "commit": rgit.get("commit"), "dirty": rgit.get("dirty"),
+                         **{key: session.get(key) for key in SESSION_KEYS},
+                         "jobs": list(session.get("jobs") or [])})
+    return sessions
+
+
+def record_origin(results: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """Where a record ran: an earlier merge's ``origin`` if it has one, else the session of
+    ``results`` (the first run or a ``--resume``) that produced it: commit, dirty flag, CPU,
+    host and command line (None where the file did not record them)."""
     origin = record.get("origin") or (record.get("fit_info") or {}).get("source_run") or {}
     if "commit" in origin or "git_commit" in origin:
         return {"commit": origin.get("commit", origin.get("git_commit")),
-                "dirty": origin.get("dirty", origin.get("git_dirty"))}
-    git = results["provenance"].get("git") or {}
-    return {"commit": git.get("commit"), "dirty": git.get("dirty")}
+                "dirty": origin.get("dirty", origin.get("git_dirty")),
+                **{key: origin.get(key) for key in (*SESSION_KEYS, "session")}}
+    sessions = run_sessions(results)
+    session = next((s for s in reversed(sessions) if record["job_id"] in s["jobs"]),
+                   sessions[0])
+    return {key: session[key] for key in ("commit", "dirty", *SESSION_KEYS, "session")}
+
+
+def record_git(results: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The git commit a record ran at (see :func:`record_origin`)."""
+    origin = record_origin(results, record)
+    return {"commit": origin["commit"], "dirty": origin["dirty"]}
 
 
 def _rule(results: dict[str, Any]) -> str | None:
@@ -69,24 +108,17 @@ def merge_results(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
                                  "scores are not comparable, so they cannot be merged")
 
     kept: dict[str, dict[str, Any]] = {}
-    sources = []
     for name, results in parts:
-        git = results["provenance"].get("git") or {}
-        sources.append({"file": name, "git_commit": git.get("commit"), "dirty": git.get("dirty"),
-                        "started": results["run"].get("started"),
-                        "cpu_model": results["provenance"].get("cpu_model"),
-                        "command": results["run"].get("command")})
         for record in results["records"]:
             previous = kept.get(record["job_id"])
             if previous is not None and previous["status"] == "ok" and record["status"] != "ok":
                 continue  # a later failure does not erase an earlier success
             record = copy.deepcopy(record)
-            record["origin"] = {"file": name, **record_git(results, record)}
+            record["origin"] = {"file": name, **record_origin(results, record)}
             if record.get("threshold_rule") is not None:
                 record["threshold_rule"] = canonical_rule(record["threshold_rule"])
             kept[record["job_id"]] = record
-    for source in sources:  # the jobs each file still contributes after replacement
-        source["jobs"] = [j for j, r in kept.items() if r["origin"]["file"] == source["file"]]
+    sources = _sources(kept.values())
 
     merged = copy.deepcopy(parts[-1][1])
     records = list(kept.values())
@@ -109,10 +141,27 @@ def merge_results(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         "merged": utc_now(),
         "note": (f"Merged by `cxrbench merge` from {len(parts)} results files with the same data "
                  f"hash and split plan; {len(records)} records from {len(commits)} "
-                 "commit(s). run.sources lists the files; each record's origin its commit."),
-        "sources": [s for s in sources if s["jobs"]],
+                 "commit(s). run.sources lists the files and sessions; each record's origin its "
+                 "commit, CPU and command."),
+        "sources": sources,
     }
     return with_statistics(merged)
+
+
+def _sources(records: Any) -> list[dict[str, Any]]:
+    """One entry per (file, commit, CPU, session) that still contributes records after
+    replacement, in order of first appearance: which code on which machine made which jobs."""
+    groups: dict[tuple, dict[str, Any]] = {}
+    for record in records:
+        o = record["origin"]
+        key = (o["file"], o.get("session"), o.get("commit"), o.get("dirty"), o.get("cpu_model"),
+               o.get("hostname"))
+        entry = groups.setdefault(key, {
+            "file": o["file"], "session": o.get("session"), "git_commit": o.get("commit"),
+            "dirty": o.get("dirty"), "cpu_model": o.get("cpu_model"),
+            "hostname": o.get("hostname"), "command": o.get("command"), "jobs": []})
+        entry["jobs"].append(record["job_id"])
+    return list(groups.values())
 
 
 def merge_files(paths: list[str | Path]) -> dict[str, Any]:
