@@ -78,3 +78,66 @@ def test_one_rule_spelled_two_ways_merges_and_summaries_come_from_the_records(
     c = run(synthetic_root, tmp_path / "c", seeds=(2,))  # youden: another rule
     with pytest.raises(MergeError, match="differ in their threshold rule"):
         merge_files([a, c])
+
+
+def _edit(path, change):
+    results = json.loads(path.read_text())
+    change(results)
+    path.write_text(json.dumps(results))
+
+
+def test_merged_resumed_run_names_each_records_commit_and_cpu(synthetic_root, tmp_path):
+    """A run resumed at another commit on another CPU, merged with a third run: each record
+    keeps the commit and CPU of the session that produced it, in the results and the HTML."""
+    from cxrbench.report import render_report
+    from cxrbench.report.html import anchor
+
+    a = run(synthetic_root, tmp_path / "a", seeds=(0,))
+    run(synthetic_root, tmp_path / "a", seeds=(0, 1), resume=True)
+    b = run(synthetic_root, tmp_path / "b", seeds=(2,))
+
+    def first_and_resumed(results):  # as if the two sessions ran at two commits on two CPUs
+        results["provenance"]["git"] = {"commit": "a" * 40, "dirty": True, "error": None}
+        results["provenance"]["cpu_model"] = "First CPU"
+        session = results["run"]["resumed"][0]
+        assert session["jobs"] == ["majority[seed=1]"]
+        session["git"] = {"commit": "c" * 40, "dirty": False, "error": None}
+        session.update(cpu_model="Resumed CPU", hostname="resume-host",
+                       command=["cxrbench", "run", "--resume"])
+
+    _edit(a, first_and_resumed)
+    _edit(b, lambda r: r["provenance"].update(cpu_model="Other CPU",
+                                              git={"commit": "b" * 40, "dirty": False}))
+    merged = merge_files([a, b])
+    expected = {"majority[seed=0]": ("a" * 40, "First CPU"),
+                "majority[seed=1]": ("c" * 40, "Resumed CPU"),
+                "majority[seed=2]": ("b" * 40, "Other CPU")}
+    origins = {r["job_id"]: r["origin"] for r in merged["records"]}
+    assert {j: (o["commit"], o["cpu_model"]) for j, o in origins.items()} == expected
+    assert origins["majority[seed=1]"]["command"] == ["cxrbench", "run", "--resume"]
+    sources = {(s["git_commit"], s["cpu_model"]): s["jobs"] for s in merged["run"]["sources"]}
+    assert sources == {v: [j] for j, v in expected.items()}
+
+    html = render_report(merged, tmp_path / "m" / "report.html").read_text()
+    for job, (commit, cpu) in expected.items():
+        start = html.index(f'id="{anchor(job)}"')
+        block = html[start:html.index("</details>", start)]
+        assert commit in block and cpu in block, job
+    assert "cxrbench run --resume" in html
+    # the cost caption does not claim one machine for times from three CPUs
+    cost = html[html.index('id="cost"'):html.index('id="hard-cases"')]
+    assert "not all measured on one known CPU" in cost and "this machine" not in cost
+
+
+def test_old_merged_file_without_session_cpus_says_not_recorded():
+    """results/full was merged before sessions recorded their CPU: the records that came from
+    a --resume session (commit unlike their file's first session) get no CPU, not a wrong one."""
+    from pathlib import Path
+
+    from cxrbench.report.records import record_provenance
+
+    path = Path(__file__).resolve().parents[1] / "results" / "full" / "results.json"
+    results = read_results(path)
+    cpus = {r["job_id"]: record_provenance(results, r)["cpu_model"] for r in results["records"]}
+    assert cpus["cnn_strong[seed=1]"] is None  # resumed at 04ac042; its CPU was not recorded
+    assert cpus["cnn_strong[seed=0]"] == "AMD EPYC"

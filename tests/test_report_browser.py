@@ -1,4 +1,5 @@
-"""The report in a real browser: headless Chromium, offline, no console errors, sorting works.
+"""The report in a real browser: headless Chromium, offline, no console errors; the explorer,
+the legend, the print layout and the phone layout work.
 
 Needs Debian's ``chromium`` (``apt-get install chromium``) and the ``playwright`` Python package
 (the ``dev`` extra); skipped with the reason when either is missing. Playwright drives the
@@ -7,13 +8,18 @@ system browser, so no browser download is needed.
 
 from __future__ import annotations
 
+import io
 import shutil
+import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pytest
 from report_helpers import TEST_PLUGIN, real_run_results, registered_test_plugin
 
 from cxrbench.report import render_report
+from cxrbench.report.context import leaderboard_columns
+from cxrbench.scoring.metrics import confusion_counts
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
@@ -21,6 +27,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 FIGURES = ("figure-roc", "figure-roc-zoom", "figure-pr", "figure-confusion",
            "figure-reliability", "figure-training", "figure-cost")
 LAPTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
+A4_CONTENT_PX = (210 - 20) / 25.4 * 96  # A4 width less the print stylesheet's 10 mm margins
+MIN_FIGURE_TEXT_PX = 9
 
 
 def _chromium() -> str:
@@ -42,11 +51,33 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("browser-report")
     with registered_test_plugin() as name:
         results, data_root = real_run_results(out, ["majority", name])
-    return render_report(results, out / "report.html", data_root=data_root)
+    return render_report(results, out / "report.html", data_root=data_root), results
+
+
+@pytest.fixture
+def page_of(browser):
+    """Open the report in a new page that records console problems and every request."""
+    pages = []
+
+    def open_page(path: Path, **options):
+        page = browser.new_page(**options)
+        page.problems, page.fetched = [], []
+        page.on("console", lambda m: page.problems.append(m.text)
+                if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda err: page.problems.append(str(err)))
+        page.on("request", lambda r: page.fetched.append(r.url))
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        pages.append(page)
+        return page
+
+    yield open_page
+    for page in pages:
+        page.close()
 
 
 def _model_order(page) -> list[str]:
@@ -55,24 +86,16 @@ def _model_order(page) -> list[str]:
 
 
 @pytest.mark.slow
-def test_report_in_headless_chromium(browser, report, tmp_path):
-    page = browser.new_page(viewport=LAPTOP)
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning")
-            else None)
-    page.on("pageerror", lambda err: problems.append(str(err)))
-    fetched: list[str] = []
-    page.on("request", lambda r: fetched.append(r.url))
-    page.goto(report.as_uri())
-    page.wait_for_load_state("load")
+def test_report_in_headless_chromium(page_of, run_report, tmp_path):
+    report, _ = run_report
+    page = page_of(report, viewport=LAPTOP)
+    assert page.problems == []
+    assert [u for u in page.fetched if not u.startswith(("file:", "data:"))] == []
 
-    assert problems == []
-    assert [u for u in fetched if not u.startswith(("file:", "data:"))] == []
-
-    # every figure is there, drawn and of a readable width at a laptop's 1366 px
+    # every figure is there, drawn and of a readable size at a laptop's 1366 px
     for figure in FIGURES:
-        box = page.locator(f"#{figure} svg").bounding_box()
-        assert box is not None and box["width"] > 400 and box["height"] > 150, figure
+        box = page.locator(f"#{figure} svg").first.bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 150, figure
     assert page.locator("#gallery img").count() >= 4
     # the page itself never scrolls sideways; wide tables scroll inside their wrapper
     assert page.evaluate("document.documentElement.scrollWidth") <= LAPTOP["width"]
@@ -88,8 +111,105 @@ def test_report_in_headless_chromium(browser, report, tmp_path):
     header = page.locator("#leaderboard-table th[data-key='roc_auc']")
     assert header.get_attribute("aria-sort") == "ascending"
 
+    # column chooser and family filter
+    page.click("#leaderboard .chooser summary")
+    page.uncheck("#leaderboard .chooser input[data-col='brier']")
+    assert not page.locator("#leaderboard-table th[data-col='brier']").is_visible()
+    page.select_option("#leaderboard select.family-filter", "baseline")
+    assert page.locator("#leaderboard-table tbody tr:visible").count() == 1
+
     screenshot = tmp_path / "report.png"
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 50_000
-    assert problems == []
-    page.close()
+    assert page.problems == []
+
+
+def _explorer_counts(page, split: str) -> dict[str, int]:
+    return {k: int(page.inner_text(f"#op-{split}-{k}")) for k in ("tp", "fp", "tn", "fn")}
+
+
+@pytest.mark.slow
+def test_explorer_slider_counts_what_python_counts(page_of, run_report):
+    report, results = run_report
+    page = page_of(report, viewport=LAPTOP)
+    page.select_option("#op-record", f"{TEST_PLUGIN}[seed=0]")
+    record = next(r for r in results["records"] if r["model"] == TEST_PLUGIN)
+    labels = {s: np.asarray(results["evaluation"][s]["labels"]) for s in ("val", "test")}
+    scores = {s: np.asarray(record["predictions"][s]) for s in ("val", "test")}
+    # at the chosen threshold the explorer agrees with the record's own confusion matrices
+    assert _explorer_counts(page, "test") == record["confusion"]["test"]
+    assert _explorer_counts(page, "val") == record["confusion"]["val"]
+    steps = int(page.get_attribute("#op-slider", "max"))
+    seen = set()
+    for position in (steps // 5, steps // 2, (4 * steps) // 5):
+        page.eval_on_selector("#op-slider", "(el, v) => { el.value = String(v); "
+                              "el.dispatchEvent(new Event('input', {bubbles: true})); }",
+                              position)
+        threshold = float(page.input_value("#op-threshold"))
+        seen.add(threshold)
+        for split in ("val", "test"):
+            assert _explorer_counts(page, split) == confusion_counts(
+                labels[split], scores[split], threshold), (split, threshold)
+    assert len(seen) == 3  # three different thresholds
+    # a typed threshold, and the marked validation target for sensitivity 0.95
+    page.fill("#op-threshold", "0.5")
+    page.dispatch_event("#op-threshold", "change")
+    assert _explorer_counts(page, "test") == confusion_counts(labels["test"], scores["test"],
+                                                              0.5)
+    page.click("#op-marks button:has-text('0.95')")
+    sensitivity = float(page.inner_text("#op-val-sens"))
+    assert sensitivity >= 0.95
+    assert page.problems == []
+
+
+@pytest.mark.slow
+def test_legend_click_hides_and_shows_a_curve(page_of, run_report):
+    report, _ = run_report
+    page = page_of(report, viewport=LAPTOP)
+    button = page.locator("#curves .legend .series-toggle").first
+    series = button.get_attribute("data-series")
+    curve = page.locator(f"#figure-roc svg [data-series='{series}']").first
+    assert curve.is_visible()
+    button.click()
+    assert button.get_attribute("aria-pressed") == "false"
+    for figure in ("figure-roc", "figure-roc-zoom", "figure-pr"):
+        shown = page.locator(f"#{figure} svg [data-series='{series}']")
+        assert shown.count() and not any(shown.nth(i).is_visible()
+                                         for i in range(shown.count())), figure
+    button.click()
+    assert curve.is_visible()
+    assert page.problems == []
+
+
+@pytest.mark.slow
+def test_every_leaderboard_column_prints_on_a4(page_of, run_report, tmp_path):
+    pypdf = pytest.importorskip("pypdf", reason="pypdf not installed (pip install -e .[dev])")
+    report, _ = run_report
+    page = page_of(report, viewport={"width": round(A4_CONTENT_PX), "height": 1000})
+    page.emulate_media(media="print")
+    # every table fits the printable width of an A4 page
+    widths = page.eval_on_selector_all(
+        "table", "ts => ts.map(t => [t.id || t.className, t.getBoundingClientRect().width])")
+    too_wide = [(name, w) for name, w in widths if w > A4_CONTENT_PX + 1]
+    assert too_wide == []
+    pdf = page.pdf(format="A4", print_background=True)
+    text = " ".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    text = " ".join(unicodedata.normalize("NFKC", text).split())  # "ﬁ" ligatures -> "fi"
+    start = text.index("Leaderboard (test split)")
+    section = text[start:start + 3000]
+    for column in leaderboard_columns():
+        words = column["label"].split()
+        assert all(word in section for word in words), column["label"]
+
+
+@pytest.mark.slow
+def test_phone_layout_keeps_figure_text_readable(page_of, run_report):
+    report, _ = run_report
+    page = page_of(report, viewport=PHONE, device_scale_factor=1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    sizes = page.eval_on_selector_all(
+        "figure svg text",
+        "ts => ts.map(t => parseFloat(getComputedStyle(t).fontSize)"
+        " * t.closest('svg').getScreenCTM().a)")
+    assert sizes and min(sizes) >= MIN_FIGURE_TEXT_PX, min(sizes)
+    assert page.problems == []

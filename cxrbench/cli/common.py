@@ -39,5 +39,14 @@ def parse_int_list(text: str) -> list[int]:
         ) from None
 
 
-class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps example epilogs as written and shows defaults."""
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps example epilogs as written and shows each real default once: not when the help
+    already names it (``default: $CXRBENCH_DATA``), nor when it is None, False or a list."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is False or default == []
+                or default is argparse.SUPPRESS or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 
-from cxrbench.cli.common import Formatter
+from cxrbench.cli.common import Formatter, fail
 from cxrbench.plugins.contract import BUILTIN_FAMILIES
 from cxrbench.plugins.registry import get_card, list_models, model_source
 
@@ -28,8 +29,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def no_match_message(pattern: str, family: str | None) -> str:
+    """What to say when nothing matches: close names for a plain name, else the families."""
+    message = f"no model matches {pattern!r}" + (f" in family {family!r}" if family else "")
+    every = list_models()
+    close = difflib.get_close_matches(pattern, every, n=3, cutoff=0.5)
+    if close:
+        return f"{message}. Did you mean: {', '.join(close)}?"
+    families = sorted({get_card(name).family for name in every})
+    return (f"{message}. Available: {', '.join(every)} (families: {', '.join(families)}); "
+            "patterns use shell wildcards, e.g. 'hog_*'")
+
+
 def run(args: argparse.Namespace) -> int:
     names = list_models(args.pattern, exclude=args.exclude, family=args.family)
+    if args.json and not names:
+        return fail(no_match_message(args.pattern, args.family))
     if args.json:
         cards = []
         for name in names:
@@ -39,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(cards, indent=1))
         return 0
     if not names:
-        print(f"no model matches {args.pattern!r}")
-        return 0
+        return fail(no_match_message(args.pattern, args.family))
     width = max(len(n) for n in names)
     for name in names:
         card = get_card(name)

@@ -11,8 +11,13 @@ from pathlib import Path
 from cxrbench.cli.common import Formatter, fail
 
 EXAMPLES = """examples:
-  cxrbench report out/results.json                 # writes out/report.html
-  cxrbench report out/results.json -o review.html
+  cxrbench report out/results.json                 # out/report.html + out/leaderboard.{md,csv}
+  cxrbench report out/results.json -o review.html  # review.html + review.leaderboard.{md,csv}
+  cxrbench report out/results.json --audit         # also audit the data the run used
+
+The Markdown and CSV leaderboards are written beside the HTML file: leaderboard.md/.csv beside
+report.html, NAME.leaderboard.md/.csv beside any other NAME.html. Files of another run are
+never replaced without --overwrite.
 """
 
 
@@ -21,12 +26,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               epilog=EXAMPLES, formatter_class=Formatter)
     p.add_argument("results", help="results.json written by `cxrbench run`")
     p.add_argument("-o", "--output", help="HTML file (default: report.html beside the results)")
-    p.add_argument("--data", help="data root, for thumbnails (default: the path in the results)")
+    p.add_argument("--data", help="data root, for thumbnails and --audit (default: the path "
+                   "recorded in the results)")
+    p.add_argument("--audit", action="store_true", help="audit the data (counts, duplicates, "
+                   "patients in several splits) and show it; the data must have the run's hash")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing leaderboard files beside an -o target elsewhere")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from cxrbench.data import DataError
     from cxrbench.report import render_report
+    from cxrbench.report.audit import AuditMismatch, audit_for_results
+    from cxrbench.report.tables import table_paths
     from cxrbench.results.io import ResultsError, read_results
     from cxrbench.stats import with_statistics
 
@@ -35,8 +48,23 @@ def run(args: argparse.Namespace) -> int:
     except ResultsError as err:
         return fail(str(err))
     results = with_statistics(results)  # from the records, never the stored (maybe stale) copy
+    results_dir = Path(args.results).resolve().parent
     output = Path(args.output) if args.output else Path(args.results).with_name("report.html")
+    if output.suffix.lower() not in (".html", ".htm"):
+        return fail(f"-o {output}: the report is an HTML file; name it NAME.html")
+    existing = [p for p in table_paths(output) if p.exists()]
+    if existing and output.resolve().parent != results_dir and not args.overwrite:
+        return fail(f"{', '.join(map(str, existing))} already exist(s) beside {output} and "
+                    "belong(s) to another report: choose another -o or pass --overwrite")
     data_root = args.data or results["provenance"].get("data", {}).get("path")
-    render_report(results, output, data_root=data_root)
-    print(output)
+    if args.audit:
+        if not data_root:
+            return fail("--audit needs the data: pass --data PATH")
+        try:
+            results["data_audit"] = audit_for_results(results, data_root, progress=True)
+        except (AuditMismatch, DataError) as err:
+            return fail(str(err))
+    path = render_report(results, output, data_root=data_root)
+    for written in (path, *table_paths(path)):
+        print(written)
     return 0

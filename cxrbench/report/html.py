@@ -119,7 +119,10 @@ def report_context(results: dict[str, Any], data_root: str | Path | None = None
     styles = palette([r["model"] for r in rows if r["n_ok"]])  # one look per model everywhere
     picks = context.gallery_picks(results, order, inputs["representatives"], len(order))
     ids = ((results.get("evaluation") or {}).get("test") or {}).get("ids") or []
-    root = data_root if data_root is not None else context.data_root_default(results)
+    provenance = results.get("provenance") or {}
+    data = dict(provenance.get("data") or {})
+    data["path"] = records.resolved_path(data.get("path"))
+    root = data_root if data_root is not None else records.resolved_path(data.get("path"))
     store = ImageStore(root)
     top = picks[:TOP_MODELS]
     gallery = build_gallery(top, ids, store) if top else None
@@ -132,9 +135,6 @@ def report_context(results: dict[str, Any], data_root: str | Path | None = None
             commits[detail["model"]].append(commit)
     csv_text = leaderboard_csv(results, rows, commits)
     payload = report_payload(results, order, inputs["representatives"], csv_text, store.large)
-    provenance = results.get("provenance") or {}
-    data = dict(provenance.get("data") or {})
-    data["path"] = records.resolved_path(data.get("path"))
     best = context.headline(rows, statistics)
     return {
         "results": results,
