@@ -14,11 +14,19 @@ import unicodedata
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
-from report_helpers import TEST_PLUGIN, real_run_results, registered_test_plugin
+from report_helpers import (
+    TEST_PLUGIN,
+    fake_results,
+    real_run_results,
+    registered_test_plugin,
+    with_statistics,
+)
 
 from cxrbench.report import render_report
 from cxrbench.report.context import leaderboard_columns
+from cxrbench.results.io import summarize
 from cxrbench.scoring.metrics import confusion_counts
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -56,6 +64,19 @@ def run_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     with registered_test_plugin() as name:
         results, data_root = real_run_results(out, ["majority", name])
     return render_report(results, out / "report.html", data_root=data_root), results
+
+
+@pytest.fixture(scope="module")
+def wide_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ten models with long names, a failure and histories: the widest tables a run makes."""
+    results = fake_results(n_models=10, n_test=200, histories=True, failures=1)
+    for record in results["records"]:
+        model = record["model"].replace("model_", "transfer_mobilenetv2_variant_")
+        record["job_id"] = record["job_id"].replace(record["model"], model)
+        record["model"] = model
+    results["summary"] = summarize(results["records"])
+    out = tmp_path_factory.mktemp("wide-report")
+    return render_report(with_statistics(results, 200), out / "report.html")
 
 
 @pytest.fixture
@@ -182,9 +203,10 @@ def test_legend_click_hides_and_shows_a_curve(page_of, run_report):
 
 
 @pytest.mark.slow
-def test_every_leaderboard_column_prints_on_a4(page_of, run_report, tmp_path):
+@pytest.mark.parametrize("which", ["real-run", "ten-long-names"])
+def test_every_leaderboard_column_prints_on_a4(page_of, run_report, wide_report, which):
     pypdf = pytest.importorskip("pypdf", reason="pypdf not installed (pip install -e .[dev])")
-    report, _ = run_report
+    report = run_report[0] if which == "real-run" else wide_report
     page = page_of(report, viewport={"width": round(A4_CONTENT_PX), "height": 1000})
     page.emulate_media(media="print")
     # every table fits the printable width of an A4 page
@@ -203,8 +225,9 @@ def test_every_leaderboard_column_prints_on_a4(page_of, run_report, tmp_path):
 
 
 @pytest.mark.slow
-def test_phone_layout_keeps_figure_text_readable(page_of, run_report):
-    report, _ = run_report
+@pytest.mark.parametrize("which", ["real-run", "ten-long-names"])
+def test_phone_layout_keeps_figure_text_readable(page_of, run_report, wide_report, which):
+    report = run_report[0] if which == "real-run" else wide_report
     page = page_of(report, viewport=PHONE, device_scale_factor=1)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     sizes = page.eval_on_selector_all(
@@ -212,4 +235,45 @@ def test_phone_layout_keeps_figure_text_readable(page_of, run_report):
         "ts => ts.map(t => parseFloat(getComputedStyle(t).fontSize)"
         " * t.closest('svg').getScreenCTM().a)")
     assert sizes and min(sizes) >= MIN_FIGURE_TEXT_PX, min(sizes)
+    assert page.problems == []
+
+
+@pytest.mark.slow
+def test_downloads_enlargements_and_anchors(page_of, run_report, tmp_path):
+    report, results = run_report
+    page = page_of(report, viewport=LAPTOP)
+    # per-image predictions of every record, made in the page from the embedded data
+    with page.expect_download() as info:
+        page.click("button[data-download='predictions'][data-split='test']")
+    table = pd.read_csv(info.value.path())
+    assert info.value.suggested_filename == "SYNTHETIC-test-predictions.csv"
+    ok = [r for r in results["records"] if r["status"] == "ok"]
+    assert len(table) == len(ok) * len(results["evaluation"]["test"]["ids"])
+    for record in ok:
+        rows = table[table["job_id"] == record["job_id"]]
+        assert list(rows["image"]) == results["evaluation"]["test"]["ids"]
+        assert np.allclose(rows["probability"], record["predictions"]["test"])
+        assert rows["called_pneumonia"].sum() == (record["confusion"]["test"]["tp"]
+                                                  + record["confusion"]["test"]["fp"])
+    with page.expect_download() as info:
+        page.click("#leaderboard button[data-download='leaderboard']")
+    assert Path(info.value.path()).read_text() == (report.parent / "leaderboard.csv").read_text()
+
+    # a thumbnail opens a larger copy of its image
+    page.click("#gallery button.enlarge >> nth=0")
+    assert page.locator("#lightbox").is_visible()
+    shown = page.get_attribute("#lightbox-img", "src")
+    image_id = page.get_attribute("#gallery button.enlarge >> nth=0", "data-image")
+    embedded = page.evaluate("id => JSON.parse(document.getElementById('report-data')"
+                             ".textContent).images[id]", image_id)
+    assert shown.startswith("data:image/jpeg;base64,") and shown == embedded
+    page.keyboard.press("Escape")
+    assert not page.locator("#lightbox").is_visible()
+
+    # a section reached from the sticky bar is not hidden under it
+    page.click("nav.toc a[href='#records']")
+    page.wait_for_timeout(900)  # smooth scrolling
+    nav = page.locator("nav.toc").bounding_box()
+    heading = page.locator("#records h2").bounding_box()
+    assert heading["y"] >= nav["y"] + nav["height"] - 1
     assert page.problems == []

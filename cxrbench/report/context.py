@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -231,8 +230,3 @@ def curve_rows(results: dict[str, Any], inputs: dict[str, Any], rows: list[dict[
                     "threshold": threshold, "fpr": fpr, "sensitivity": sens,
                     "precision": precision})
     return out
-
-
-def data_root_default(results: dict[str, Any]) -> Path | None:
-    path = (results.get("provenance") or {}).get("data", {}).get("path")
-    return Path(path) if path else None
