@@ -178,3 +178,12 @@ def test_the_committed_full_results_render_under_5_mb(tmp_path):
     assert report.stat().st_size < 5 * 2**20
     html = report.read_text()
     assert "CPU not recorded" in html and "04ac04204a3d" in html
+
+
+def test_cost_chart_draws_a_far_outlier_at_the_edge():
+    from cxrbench.report.cost_figures import clipped_bottom, clipped_left
+
+    assert clipped_left([2e-4, 1.0, 9.0, 50.0, 300.0]) == pytest.approx(0.25)
+    assert clipped_left([0.5, 1.0, 9.0, 50.0]) is None
+    assert clipped_bottom([0.5, 0.89, 0.92, 0.95, 0.96]) == pytest.approx(0.86)
+    assert clipped_bottom([0.85, 0.89, 0.92, 0.95]) is None
