@@ -120,7 +120,10 @@ def leaderboard_csv(results: dict[str, Any], rows: list[dict[str, Any]],
         line["split_sha256"] = split
         line["commits"] = " ".join(c[:12] for c in commits.get(row["model"], []))
         out.append(line)
-    return pd.DataFrame(out).to_csv(index=False)
+    table = pd.DataFrame(out)
+    if "n_params" in table:  # whole numbers, empty where unknown (not 411489.0)
+        table["n_params"] = table["n_params"].astype("Int64")
+    return table.to_csv(index=False)
 
 
 def table_paths(html_path: Path) -> tuple[Path, Path]:
