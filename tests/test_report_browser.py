@@ -26,8 +26,8 @@ from report_helpers import (
 
 from cxrbench.report import render_report
 from cxrbench.report.context import leaderboard_columns
-from cxrbench.results.io import summarize
 from cxrbench.scoring.metrics import confusion_counts
+from cxrbench.stats import summarize
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
