@@ -282,3 +282,25 @@ def resolve_ported(backbone: str) -> ResolvedWeights:
         f"cannot be converted here ({', '.join(missing)} not installed). Convert them once: "
         f'pip install "cxrbench[port]" && {known.convert_command}; or pass weights=None '
         "for random initialisation")
+
+
+def available_offline(
+    spec: str | os.PathLike[str] | None, *, backbone: str | None = None,
+    alpha: float | None = None,
+) -> bool:
+    """Whether :func:`resolve_weights` can give ``spec`` without a network (e.g. to decide,
+    in an offline conformance run, to start from random weights instead)."""
+    if spec is None or str(spec).strip().lower() in ("", "none", "random"):
+        return True
+    if os.fspath(spec).lower() != "imagenet":
+        try:
+            resolve_weights(spec)
+        except WeightsError:
+            return False
+        return True
+    if backbone in PORTED_NO_TOP:
+        name = PORTED_NO_TOP[backbone].fname
+        folders = [f for f in (weights_dir(), ported_cache_dir()) if f is not None]
+        return any((f / name).is_file() for f in folders) or not conversion_missing(backbone)
+    known = IMAGENET_NO_TOP.get((backbone or "", alpha))
+    return known is not None and _find_in_dir((known.fname, *known.local_names)) is not None
