@@ -285,13 +285,12 @@ def test_missing_but_convertible_converts_into_the_cache(
     _, cache = fake_port
     calls = []
 
-    def fake_convert(name: str, out: Path) -> Path:
+    def fake_convert(name: str, out: Path) -> None:
         calls.append((name, out))
         out.write_bytes(b"right")
-        return out
 
     monkeypatch.setattr(w, "conversion_missing", lambda backbone: [])
-    monkeypatch.setattr(conv, "convert", fake_convert)
+    monkeypatch.setattr(w, "_run_converter", fake_convert)
     resolved = w.resolve_weights("imagenet", backbone="EfficientNetLite0")
     assert resolved.source == "converted" and resolved.path.parent == cache
     again = w.resolve_weights("imagenet", backbone="EfficientNetLite0")
@@ -345,3 +344,28 @@ def test_plugin_records_the_verified_weights(lite0_weights: Path) -> None:
     assert info["weights_source"] in ("weights_dir", "cache", "converted")
     assert info["backbone"] == "EfficientNetLite0" and np.all(np.isfinite(
         plugin.predict_proba(test.without_labels())))
+
+
+def test_a_failed_conversion_says_why(tmp_path: Path) -> None:
+    with pytest.raises(w.WeightsError, match="converting EfficientNetLite0 failed: error: "):
+        w._run_converter("EfficientNetLite0", tmp_path / "not-a-keras-name.h5")
+
+
+@pytest.mark.slow
+def test_converting_on_first_use_leaves_the_seeded_fit_unchanged(
+        lite0_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same seed gives the same model whether the weights were converted first or found."""
+    from cxrbench.plugins.conformance import make_check_data
+    from cxrbench.plugins.registry import create_model
+
+    require_port(el.variant("EfficientNetLite0"))
+    monkeypatch.delenv(w.WEIGHTS_DIR_ENV, raising=False)
+    monkeypatch.setenv("CXRBENCH_CACHE_DIR", str(tmp_path / "empty-cache"))
+    sets = make_check_data(32, 3)
+    params = dict(weights="imagenet", input_size=32, epochs=0, head_epochs=1, batch_size=8,
+                  run_eagerly=True)
+    first = create_model("transfer_effnet_lite0", **params).fit(sets.train, sets.val)
+    second = create_model("transfer_effnet_lite0", **params).fit(sets.train, sets.val)
+    assert first.fit_info_["weights_source"] == "converted"
+    assert second.fit_info_["weights_source"] == "cache"
+    np.testing.assert_array_equal(first.predict_proba(sets.test), second.predict_proba(sets.test))

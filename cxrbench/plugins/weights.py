@@ -247,23 +247,34 @@ def conversion_missing(backbone: str) -> list[str]:
     return missing_requirements(backbone)
 
 
+def _run_converter(backbone: str, path: Path) -> None:
+    """Convert in a child process, so that PyTorch never enters this one and building the
+    conversion's Keras model draws nothing from this process's random generators (a plugin
+    seeded before it resolves its weights initialises the same whether or not it converted)."""
+    import subprocess
+    import sys
+
+    module = "cxrbench.plugins.ports.efficientnet_lite_convert"
+    result = subprocess.run([sys.executable, "-m", module, backbone, str(path)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        errors = [line for line in result.stderr.splitlines() if line.strip()]
+        raise WeightsError(f"converting {backbone} failed: "
+                           f"{errors[-1] if errors else f'exit code {result.returncode}'}")
+
+
 def convert_ported(backbone: str, folder: str | Path | None = None) -> ResolvedWeights:
     """Convert ``backbone``'s weights into ``folder`` (default: the cache) and verify them.
 
     Converts under a lock, once: a process that waited for another's conversion uses its file.
     """
-    from cxrbench.plugins.ports.efficientnet_lite_convert import ConversionError, convert
-
     backbone = ported_backbone(backbone)
     known = PORTED_NO_TOP[backbone]
     target = Path(folder).expanduser() if folder is not None else ported_cache_dir()
     path = target / known.fname
     with file_lock(target / f".{known.fname}.lock"):
         if not path.is_file():
-            try:
-                convert(backbone, path)
-            except ConversionError as err:
-                raise WeightsError(str(err)) from err
+            _run_converter(backbone, path)
     return _verified(path, known, "converted")
 
 

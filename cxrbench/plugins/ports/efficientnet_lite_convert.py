@@ -14,9 +14,12 @@ The plugin finds (and verifies) the converted file through :mod:`cxrbench.plugin
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
+import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +110,29 @@ def convert(name: str, out_path: str | Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return out_path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m cxrbench.plugins.ports.efficientnet_lite_convert NAME OUT_FILE``.
+
+    The process :func:`cxrbench.plugins.weights.convert_ported` starts (it then verifies the
+    file); users run ``cxrbench weights convert NAME``.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m cxrbench.plugins.ports.efficientnet_lite_convert",
+        description="Write EfficientNet-Lite ImageNet weights (no top) as a Keras file; "
+                    "use `cxrbench weights convert NAME`, which also verifies the result.")
+    parser.add_argument("name", help="efficientnet_lite0, efficientnet_lite1 or "
+                                     "efficientnet_lite2")
+    parser.add_argument("out", type=Path, help="the .weights.h5 file to write")
+    args = parser.parse_args(argv)
+    try:
+        convert(args.name, args.out)
+    except (KeyError, ValueError, ConversionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
