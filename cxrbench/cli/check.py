@@ -12,13 +12,14 @@ import json
 import shutil
 import sys
 
-from cxrbench.cli.common import Formatter, fail
+from cxrbench.cli.common import Formatter, add_plugins_argument, fail, load_cli_plugins
 
 EXAMPLES = """examples:
   cxrbench check hog_svm
   cxrbench check 'hog_*' majority
   cxrbench check cnn_strong --input-size 32        # deep plugins: small images, seconds a check
   cxrbench check my_model --checks check_predict_proba,check_pickle_round_trip --json
+  cxrbench check my_model --plugins path/to/my_model.py   # a plugin in a local file
 
 A plugin declares checks it is known to fail in its card:
   ModelCard(..., known_failures={"check_pickle_round_trip": "why"})  -> reported as XFAIL
@@ -39,16 +40,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checks", default=None,
                    help="comma-separated check names to run (default: all)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_plugins_argument(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from cxrbench.plugins.conformance import CHECKS_BY_NAME, check_plugin, format_results
     from cxrbench.plugins.registry import UnknownModelError, expand_model_patterns
+    from cxrbench.plugins.sources import PluginLoadError
 
     try:
+        load_cli_plugins(args)
         names = expand_model_patterns(",".join(args.models))
-    except UnknownModelError as err:
+    except (UnknownModelError, PluginLoadError) as err:
         return fail(str(err))
     checks = None
     if args.checks:

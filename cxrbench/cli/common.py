@@ -50,3 +50,18 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
                 or default is argparse.SUPPRESS or not action.option_strings):
             return text
         return f"{text} (default: %(default)s)"
+
+
+def add_plugins_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugins", metavar="FILE.py|MODULE,...",
+        help="local plugin files or modules to import before the registry is read, "
+             "comma-separated (default: $CXRBENCH_PLUGINS, comma- or os.pathsep-separated); "
+             "job processes and Dask workers import them too")
+
+
+def load_cli_plugins(args: argparse.Namespace) -> None:
+    """Import ``--plugins`` (else ``$CXRBENCH_PLUGINS``): their plugins join the registry."""
+    from cxrbench.plugins.sources import load_plugins, resolve_plugin_specs
+
+    load_plugins(resolve_plugin_specs(getattr(args, "plugins", None)))

@@ -7,14 +7,16 @@ import dataclasses
 import difflib
 import json
 
-from cxrbench.cli.common import Formatter, fail
+from cxrbench.cli.common import Formatter, add_plugins_argument, fail, load_cli_plugins
 from cxrbench.plugins.contract import BUILTIN_FAMILIES
 from cxrbench.plugins.registry import get_card, list_models, model_source
+from cxrbench.plugins.sources import plugin_origin
 
 EXAMPLES = """examples:
   cxrbench models
   cxrbench models 'hog_*'
   cxrbench models --family transfer --json
+  cxrbench models --plugins my_model.py,my_pkg.plugins     # local plugins listed too
 """
 
 
@@ -26,6 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--family", help="only this family (built in: "
                                     f"{', '.join(BUILTIN_FAMILIES)}; plugins may add their own)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_plugins_argument(p)
     p.set_defaults(handler=run)
 
 
@@ -42,6 +45,12 @@ def no_match_message(pattern: str, family: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cxrbench.plugins.sources import PluginLoadError
+
+    try:
+        load_cli_plugins(args)
+    except PluginLoadError as err:
+        return fail(str(err))
     names = list_models(args.pattern, exclude=args.exclude, family=args.family)
     if args.json and not names:
         return fail(no_match_message(args.pattern, args.family))
@@ -50,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         for name in names:
             card = dataclasses.asdict(get_card(name))
             card["source"] = model_source(name)
+            card["file"] = plugin_origin(name)["file"]
             cards.append(card)
         print(json.dumps(cards, indent=1))
         return 0

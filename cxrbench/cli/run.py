@@ -9,7 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cxrbench.cli.common import Formatter, fail, parse_int_list, resolve_data
+from cxrbench.cli.common import (
+    Formatter,
+    add_plugins_argument,
+    fail,
+    parse_int_list,
+    resolve_data,
+)
 from cxrbench.run.config import (
     DEFAULT_EXECUTOR,
     DEFAULT_SEEDS,
@@ -83,6 +89,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="override a hyperparameter (VALUE parsed as JSON, else a string)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     add_data_options(p)
+    add_plugins_argument(p)
     p.set_defaults(handler=run)
 
 
@@ -163,55 +170,36 @@ def executor_options(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
-def build_config(args: argparse.Namespace) -> Any:
-    from cxrbench.plugins.registry import expand_model_patterns
-    from cxrbench.run.config import ModelSpec, RunConfig
-    from cxrbench.run.suites import load_suite
-
+def benchmark_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The options as ``cxrbench.benchmark()`` arguments (the API's defaults are RunConfig's)."""
     data = resolve_data(args.data)
     if data is None:
         raise ValueError("no data: pass --data PATH or set CXRBENCH_DATA "
                          "(or try `cxrbench demo` for an offline synthetic run)")
-    suite = load_suite(args.suite or DEFAULT_SUITE) if (args.suite or not args.models) else None
-    if args.models:
-        specs = [ModelSpec(name) for name in expand_model_patterns(args.models)]
-    else:
-        assert suite is not None
-        specs = suite.models
-    overrides = parse_param_overrides(args.param)
-    unknown = set(overrides) - {s.name for s in specs}
-    if unknown:
-        raise ValueError(f"--param names model(s) not in this run: {sorted(unknown)}")
-    for spec in specs:
-        spec.params.update(overrides.get(spec.name, {}))
     default_timeout, model_timeouts = parse_timeouts(args.timeout)
-    unknown = set(model_timeouts) - {s.name for s in specs}
-    if unknown:
-        raise ValueError(f"--timeout names model(s) not in this run: {sorted(unknown)}")
-    for spec in specs:
-        spec.timeout_s = model_timeouts.get(spec.name, spec.timeout_s)
-    return RunConfig(
-        data_path=data,
-        models=specs,
-        seeds=args.seeds or (suite.seeds if suite else list(DEFAULT_SEEDS)),
-        out_dir=Path(args.out),
-        threshold_rule=args.threshold_rule or (suite.threshold_rule if suite else None)
-        or DEFAULT_THRESHOLD_RULE,
-        val_fraction=args.val_fraction,
-        split_seed=args.split_seed,
-        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-        executor=args.executor,
-        executor_options=executor_options(args),
-        timeout_s=default_timeout if default_timeout is not None
-        else (suite.timeout_s if suite else None),
-        resume=args.resume,
-        overwrite=args.overwrite,
-        suite=suite.name if suite else None,
-        report=not args.no_report,
-        command=getattr(args, "command_line", None),
-        allow_outside_root=args.allow_outside_root,
-        carve_test=args.carve_test,
-    )
+    return {
+        "data": data,
+        "models": args.models or None,
+        "seeds": args.seeds,
+        "out": Path(args.out),
+        "suite": args.suite,
+        "params": parse_param_overrides(args.param),
+        "threshold_rule": args.threshold_rule,
+        "val_fraction": args.val_fraction,
+        "split_seed": args.split_seed,
+        "cache_dir": Path(args.cache_dir) if args.cache_dir else None,
+        "executor": args.executor,
+        "executor_options": executor_options(args),
+        "timeout": default_timeout,
+        "model_timeouts": model_timeouts,
+        "resume": args.resume,
+        "overwrite": args.overwrite,
+        "report": not args.no_report,
+        "plugins": args.plugins,
+        "allow_outside_root": args.allow_outside_root,
+        "carve_test": args.carve_test,
+        "command": getattr(args, "command_line", None),
+    }
 
 
 def interrupted_exit_code(signum: int) -> int:
@@ -233,16 +221,17 @@ def print_outcome(outcome: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cxrbench.api import benchmark
     from cxrbench.plugins.registry import UnknownModelError
-    from cxrbench.run.harness import RunError, interrupting_signal, run_benchmark
+    from cxrbench.run.harness import RunError, interrupting_signal
 
     try:
-        config = build_config(args)
-        outcome = run_benchmark(config)
+        result = benchmark(**benchmark_arguments(args))
     except (RunError, UnknownModelError, ValueError) as err:  # ConfigError, SuiteError too
         return fail(str(err), EXIT_USAGE)
     except KeyboardInterrupt as err:  # before any job ran: nothing new to keep
         print("interrupted", file=sys.stderr)
         return interrupted_exit_code(interrupting_signal(err))
-    print_outcome(outcome)
-    return exit_code(outcome)
+    assert result.outcome is not None
+    print_outcome(result.outcome)
+    return exit_code(result.outcome)

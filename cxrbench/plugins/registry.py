@@ -48,20 +48,26 @@ class UnknownModelError(KeyError):
 
 
 def register_model(cls: P) -> P:
-    """Class decorator: add a plugin to the registry under ``cls.card.name``."""
+    """Class decorator: add a plugin to the registry under ``cls.card.name``.
+
+    A name already taken by another class is an error, unless that class has the same module
+    and qualified name: the same definition run again (a notebook cell, ``importlib.reload``)
+    replaces the old one.
+    """
     if not (isinstance(cls, type) and issubclass(cls, Plugin)):
         raise TypeError(f"{cls!r} is not a subclass of cxrbench.plugins.contract.Plugin")
     card = getattr(cls, "card", None)
     if not isinstance(card, ModelCard):
         raise TypeError(f"{cls.__name__}.card must be a cxrbench.plugins.contract.ModelCard")
+    source = f"{cls.__module__}:{cls.__qualname__}"
     existing = _registry.get(card.name)
-    if existing is not None and existing is not cls:
+    if existing is not None and existing is not cls and _sources[card.name] != source:
         raise ValueError(
             f"model name {card.name!r} is already registered by "
             f"{_sources[card.name]}; choose another name"
         )
     _registry[card.name] = cls
-    _sources[card.name] = f"{cls.__module__}:{cls.__qualname__}"
+    _sources[card.name] = source
     return cls
 
 
@@ -172,17 +178,6 @@ def model_source(name: str) -> str:
     """``module:Class`` where the plugin comes from."""
     get_model_class(name)
     return _sources[name]
-
-
-def import_model_source(name: str, source: str) -> None:
-    """Make ``name`` available in a fresh process (e.g. a job worker) from its ``module:Class``.
-
-    Plugins registered by a decorator in a user's own module (not an entry point) are only in
-    the registry of the process that imported that module; a worker imports it again here.
-    """
-    _ensure_loaded()
-    if name not in _registry and source:
-        importlib.import_module(source.partition(":")[0])
 
 
 def create_model(name: str, *, seed: int = 0, **params: Any) -> Plugin:

@@ -63,6 +63,15 @@ class Origin(TypedDict, total=False):
     dirty: bool | None
 
 
+# Where a record's plugin came from (cxrbench.plugins.sources.plugin_origin): "class"
+# ("module:Class"), "file" (where the class was defined; null for a notebook cell), "sha256"
+# (of that file, or of the class's source text: "sha256_of" says which).
+PluginOrigin = TypedDict("PluginOrigin", {
+    "class": str, "file": str | None, "sha256": str | None,
+    "sha256_of": Literal["file", "class source"] | None,
+})
+
+
 class Record(TypedDict):
     """One job: a plugin x params x seed. Failed jobs keep the first block and ``error``."""
 
@@ -91,6 +100,7 @@ class Record(TypedDict):
     skipped_images: NotRequired[SkippedImages]
     origin: NotRequired[Origin]
     worker: NotRequired[dict[str, Any]]  # the Dask worker that ran it: address, hostname
+    plugin: NotRequired[PluginOrigin]  # its class, source file and sha256
 
 
 # ------------------------------------------------------------------------------- the file

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cxrbench.plugins.sources import PluginImport
 from cxrbench.scoring.thresholds import DEFAULT_THRESHOLD_RULE, ThresholdRule
 from cxrbench.splits import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
 
@@ -112,6 +113,9 @@ class RunConfig:
     # Data-layer options (see cxrbench.data.load_dataset and cxrbench.splits.make_split_plan).
     allow_outside_root: bool = False  # a manifest may list files outside its folder
     carve_test: bool = False  # splits without test rows: carve test from train by patient
+    # Local plugin files and modules, already imported by the caller (load_plugins); job
+    # processes and Dask workers import them again, checked against their sha256.
+    plugins: list[PluginImport] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.data_path = Path(self.data_path)
@@ -137,3 +141,10 @@ class RunConfig:
         self.timeout_s = check_timeout(self.timeout_s, "timeout")
         if self.command is not None:
             self.command = [str(part) for part in self.command]
+        if self.executor_options and self.executor != "dask":
+            raise ConfigError(f"executor options {sorted(self.executor_options)} are for the "
+                              "Dask executor only; choose executor 'dask'")
+        self.plugins = list(self.plugins)
+        if not all(isinstance(item, PluginImport) for item in self.plugins):
+            raise ConfigError("plugins must be what cxrbench.plugins.sources.load_plugins "
+                              "returns (the files and modules it imported)")

@@ -20,7 +20,8 @@ import numpy as np
 import psutil
 
 from cxrbench.plugins.contract import ImageSet
-from cxrbench.plugins.registry import create_model, get_card, import_model_source
+from cxrbench.plugins.registry import UnknownModelError, create_model, get_card
+from cxrbench.plugins.sources import PluginImport, ensure_model, load_plugins, plugin_origin
 from cxrbench.provenance import utc_now
 from cxrbench.scoring.metrics import compute_metrics, confusion_counts
 from cxrbench.scoring.thresholds import ThresholdRule
@@ -44,6 +45,11 @@ class Job:
     timeout_s: float | None = None
     plugin_source: str = ""  # "module:Class", so a worker can import a user's plugin module
     allow_outside_root: bool = False  # the run's manifest option, to load the same data set
+    # The class itself (cloudpickle) when "module:Class" cannot import it: defined in __main__
+    # (a notebook), in a function, or made at run time (cxrbench.plugins.sources).
+    plugin_payload: bytes | None = None
+    plugins: tuple[PluginImport, ...] = ()  # local plugin files/modules, imported first
+    plugin_origin: dict[str, Any] | None = None  # class, file, sha256: noted in the record
 
     @property
     def job_id(self) -> str:
@@ -117,14 +123,34 @@ def validate_probabilities(model: str, proba: np.ndarray, n: int, split: str) ->
     return proba
 
 
+def load_job_plugin(job: Job) -> None:
+    """Make the job's plugin available in this process (a job process, a Dask worker): its
+    local plugin files first, checked against their sha256, then its class, by reference or by
+    value; a class imported by reference must come from the file the run planned with."""
+    load_plugins(job.plugins)
+    ensure_model(job.model, job.plugin_source, job.plugin_payload)
+    origin = job.plugin_origin or {}
+    planned = origin.get("sha256")
+    if planned and origin.get("sha256_of") == "file" and job.plugin_payload is None:
+        here = plugin_origin(job.model)
+        if here["sha256"] and here["sha256"] != planned:
+            raise RuntimeError(
+                f"{job.model}: its source file here, {here['file']}, is not the one the run "
+                f"planned with (sha256 {here['sha256'][:12]} != {planned[:12]}): it changed "
+                "since the run started, or this machine has other plugin code; the same code "
+                "must run every job, so rerun once they agree")
+
+
 def base_record(job: Job) -> dict[str, Any]:
-    import_model_source(job.model, job.plugin_source)
-    card = get_card(job.model)
-    return {
+    try:
+        card = get_card(job.model)
+    except UnknownModelError:  # its plugin could not be loaded here: an error record
+        card = None
+    record = {
         "job_id": job.job_id,
         "model": job.model,
-        "family": card.family,
-        "framework": card.framework,
+        "family": card.family if card else None,
+        "framework": card.framework if card else None,
         "params": job.params,
         "seed": job.seed,
         "status": "error",
@@ -134,6 +160,11 @@ def base_record(job: Job) -> dict[str, Any]:
         "threshold_rule": job.threshold_rule,
         "started": utc_now(),
     }
+    if job.plugin_origin is not None:
+        record["plugin"] = job.plugin_origin
+    if card is None:
+        del record["family"], record["framework"]
+    return record
 
 
 def error_record(job: Job, kind: str, message: str, tb: str | None = None) -> dict[str, Any]:
@@ -180,6 +211,11 @@ def load_job_data(job: Job) -> tuple[dict[str, ImageSet], dict[str, Any]]:
 
 def run_job(job: Job) -> dict[str, Any]:
     """Fit, predict, threshold on val, score val and test. Exceptions become error records."""
+    try:
+        load_job_plugin(job)
+    except Exception as err:  # e.g. a plugin file that moved or changed: this job's error
+        return error_record(job, type(err).__name__, str(err) or repr(err),
+                            traceback.format_exc(limit=20))
     record = base_record(job)
     try:
         sets, skipped = load_job_data(job)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cxrbench.data import Dataset, ImageCache
 from cxrbench.plugins.registry import get_card, model_source
+from cxrbench.plugins.sources import class_payload, plugin_origin
 from cxrbench.run.config import ModelSpec, RunConfig
 from cxrbench.run.jobs import Job
 from cxrbench.splits import SplitPlan, make_split_plan
@@ -54,6 +55,7 @@ def build_jobs(config: RunConfig, dataset: Dataset, plan: SplitPlan, plan_path: 
     jobs = []
     for spec in config.models:
         size, channels = input_shape(spec)
+        payload, origin = class_payload(spec.name), plugin_origin(spec.name)
         jobs += [Job(
             model=spec.name,
             seed=seed,
@@ -70,6 +72,9 @@ def build_jobs(config: RunConfig, dataset: Dataset, plan: SplitPlan, plan_path: 
             timeout_s=spec.timeout_s if spec.timeout_s is not None else config.timeout_s,
             plugin_source=model_source(spec.name),
             allow_outside_root=config.allow_outside_root,
+            plugin_payload=payload,
+            plugins=tuple(config.plugins),
+            plugin_origin=origin,
         ) for seed in config.seeds]
     return jobs
 

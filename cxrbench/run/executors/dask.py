@@ -33,10 +33,10 @@ import dask
 from distributed import Client, KilledWorker, LocalCluster, as_completed, get_worker
 
 from cxrbench.files import atomic_write_text
-from cxrbench.plugins.registry import get_card, import_model_source
+from cxrbench.plugins.registry import get_card
 from cxrbench.run.executors.base import ExecutorError
 from cxrbench.run.executors.local import ProcessExecutor, allow_child_processes
-from cxrbench.run.jobs import Job, error_record, run_job
+from cxrbench.run.jobs import Job, error_record, load_job_plugin, run_job
 
 CONNECT_TIMEOUT_S = 30
 LOCAL_START_TIMEOUT_S = 180
@@ -66,7 +66,7 @@ def run_on_worker(job: Job, default_timeout_s: float | None, isolate: bool, plan
     worker = get_worker()
     worker.log_event(topic, {"job": job.job_id, "state": "started"})
     try:
-        import_model_source(job.model, job.plugin_source)
+        load_job_plugin(job)
     except ImportError as err:
         raise ImportError(f"{err}; the plugin module {job.plugin_source!r} must be importable "
                           f"on every Dask worker (worker {worker.address})") from err
