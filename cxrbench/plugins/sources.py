@@ -19,10 +19,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
 import inspect
+import io
 import os
 import pickle
 import re
@@ -203,7 +205,17 @@ def class_payload(name: str) -> bytes | None:
         return None
     import cloudpickle
 
-    return cloudpickle.dumps(cls)
+    class Pickler(cloudpickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            # dataclasses compares its MISSING sentinel by identity (a class's fields hold it
+            # as the absent default): send it by name, or the copy would be another object.
+            if obj is dataclasses.MISSING:
+                return getattr, (dataclasses, "MISSING")
+            return super().reducer_override(obj)
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=pickle.DEFAULT_PROTOCOL).dump(cls)
+    return buffer.getvalue()
 
 
 def _registered(name: str) -> bool:
