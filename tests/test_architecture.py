@@ -22,6 +22,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cxrbench.stats",),
     ("cxrbench.results",),
     ("cxrbench.report",),
+    # Exports of a results file to other tools (MLflow): they read results and may render the
+    # report, and the run layer's callers (the API, `run --mlflow`) call them.
+    ("cxrbench.export",),
     ("cxrbench.run",),
     # The Python API (cxrbench.benchmark -> Benchmark) is a layer of its own, above run: it
     # builds a run's configuration, runs it and reads its results back; the CLI's `run` is a

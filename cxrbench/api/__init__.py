@@ -6,7 +6,7 @@ root hands out ``cxrbench.benchmark`` and ``cxrbench.Benchmark`` lazily (on firs
 ``import cxrbench`` stays light.
 """
 
-from cxrbench.api.benchmark import benchmark
+from cxrbench.api.benchmark import MlflowExportWarning, benchmark
 from cxrbench.api.result import Benchmark
 
-__all__ = ["Benchmark", "benchmark"]
+__all__ = ["Benchmark", "MlflowExportWarning", "benchmark"]

@@ -8,12 +8,15 @@ process unless ``executor="inline"``. Defaults are ``RunConfig``'s (``cxrbench.r
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from cxrbench.api.models import ModelsArg, apply_overrides, model_specs
 from cxrbench.api.result import Benchmark
+from cxrbench.export import DEFAULT_EXPERIMENT
+from cxrbench.export.mlflow import TrackingError, check_tracking
 from cxrbench.plugins.sources import load_plugins, resolve_plugin_specs
 from cxrbench.results.io import read_results
 from cxrbench.run.config import (
@@ -52,6 +55,8 @@ def benchmark(
     allow_outside_root: bool = False,
     carve_test: bool = False,
     plugins: str | Sequence[str] | None = None,
+    mlflow: str | bool | None = None,
+    mlflow_experiment: str = DEFAULT_EXPERIMENT,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     command: Sequence[str] | None = None,
 ) -> Benchmark:
@@ -68,12 +73,16 @@ def benchmark(
     local plugin files or modules to import first (default ``$CXRBENCH_PLUGINS``).
     ``executor_options``: for
     ``executor="dask"`` (``scheduler``, ``n_workers``, ``resources``, ``worker_cache_dir``).
+    ``mlflow``: a tracking URI (True: MLflow's default) to export the results to when the run
+    ends, into ``mlflow_experiment`` (``cxrbench.export.mlflow``); the store is checked before
+    the run starts, and an export that fails afterwards is a ``MlflowExportWarning`` (the
+    results are kept: ``Benchmark.to_mlflow()`` tries again).
     ``command``: the command line to record (the CLI's argv; None from Python).
 
-    Raises ``ConfigError``, ``UnknownModelError``, ``ParameterError``, ``PluginLoadError`` or
-    ``RunError`` (all but the second ``ValueError``s) before any job runs when the run cannot
-    start. Failed jobs are records (``Benchmark.records``); an interrupted run returns what it
-    finished (``Benchmark.status == "interrupted"``).
+    Raises ``ConfigError``, ``UnknownModelError``, ``ParameterError``, ``PluginLoadError``,
+    ``TrackingError`` or ``RunError`` (all but the second ``ValueError``s) before any job runs
+    when the run cannot start. Failed jobs are records (``Benchmark.records``); an interrupted
+    run returns what it finished (``Benchmark.status == "interrupted"``).
     """
     imported = load_plugins(resolve_plugin_specs(plugins))  # before the registry is read
     chosen = load_suite(str(suite or DEFAULT_SUITE)) if (suite or models is None) else None
@@ -106,6 +115,22 @@ def benchmark(
         carve_test=carve_test,
         plugins=imported,
     )
+    tracking_uri = None
+    if mlflow is not None and mlflow is not False:
+        tracking_uri = check_tracking(None if mlflow is True else mlflow or None)
     outcome = run_benchmark(config, on_record=on_record)
-    return Benchmark(read_results(outcome.results_path), outcome.results_path, outcome,
-                     temporary)
+    result = Benchmark(read_results(outcome.results_path), outcome.results_path, outcome,
+                       temporary)
+    if tracking_uri is not None:
+        try:
+            result.to_mlflow(tracking_uri, mlflow_experiment)
+        except TrackingError as err:  # the run's results stay: export them later
+            warnings.warn(MlflowExportWarning(f"{err}; the results are kept in "
+                                              f"{outcome.results_path}: export them with "
+                                              "`cxrbench export mlflow` or .to_mlflow()"),
+                          stacklevel=2)
+    return result
+
+
+class MlflowExportWarning(UserWarning):
+    """The run finished but exporting it to MLflow failed (its results are kept)."""

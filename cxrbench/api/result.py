@@ -11,17 +11,21 @@ import difflib
 import tempfile
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from cxrbench.api.summary_html import benchmark_html
+from cxrbench.export import DEFAULT_EXPERIMENT
 from cxrbench.results.io import read_results
 from cxrbench.results.leaderboard import leaderboard
 from cxrbench.results.regression import Comparison, compare_results
 from cxrbench.run.harness import REPORT_FILE, RESULTS_FILE, RunOutcome
 from cxrbench.scoring.metrics import METRICS, TIMING_DIRECTIONS
 from cxrbench.stats import with_statistics
+
+if TYPE_CHECKING:
+    from cxrbench.export.mlflow import ExportSummary
 
 
 def _results_path(path: str | Path) -> Path:
@@ -44,6 +48,7 @@ class Benchmark:
         self.path = Path(path)
         self.out = self.path.parent
         self.outcome = outcome
+        self.mlflow: ExportSummary | None = None  # the last export to MLflow, if any
         self._temporary = temporary  # removed with this object
 
     @classmethod
@@ -161,6 +166,15 @@ class Benchmark:
         other = baseline if isinstance(baseline, Benchmark) else Benchmark.load(baseline)
         return compare_results(other.results, self.results, baseline_path=other.path,
                                candidate_path=self.path, **options)
+
+    def to_mlflow(self, tracking_uri: str | None = None,
+                  experiment: str = DEFAULT_EXPERIMENT) -> ExportSummary:
+        """Export to MLflow: one run per record under a parent run (idempotent; see
+        ``cxrbench.export.mlflow``). Needs the ``cxrbench[mlflow]`` extra."""
+        from cxrbench.export.mlflow import export_results
+
+        self.mlflow = export_results(self.path, tracking_uri, experiment)
+        return self.mlflow
 
     # --- display ------------------------------------------------------------------------------
     def _repr_html_(self) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from cxrbench import __version__
 
 VERB_MODULES = ("models", "data", "run", "report", "compare", "merge", "check", "demo",
-                "weights")
+                "weights", "export")
 
 EPILOG = """examples:
   cxrbench demo                                   # offline, synthetic data, ~1 minute
@@ -20,6 +20,7 @@ EPILOG = """examples:
   cxrbench report out/results.json -o out/report.html
   cxrbench compare results/baseline.json out/results.json
   cxrbench check hog_svm
+  cxrbench export mlflow out/results.json --tracking-uri sqlite:///mlflow.db
 """
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from cxrbench.cli.common import (
     parse_int_list,
     resolve_data,
 )
+from cxrbench.cli.export import add_mlflow_options, print_summary
 from cxrbench.run.config import (
     DEFAULT_EXECUTOR,
     DEFAULT_SEEDS,
@@ -38,10 +40,13 @@ EXAMPLES = """examples:
   cxrbench run --models hog_svm --seeds 0,1 --executor dask --dask-workers 2 --out out/
   cxrbench run --suite full --executor dask --scheduler tcp://10.0.0.5:8786 \\
       --cache-dir /shared/cxrcache --dask-gpu-resource GPU=1 --out out/full
+  cxrbench run --models my_model,hog_svm --plugins my_model.py --out out/   # a local plugin file
+  cxrbench run --models hog_svm --mlflow sqlite:///mlflow.db --out out/    # then log to MLflow
 
 exit codes: 0 all jobs ok, 1 some jobs failed or timed out (listed in the results and the
-report), 2 bad usage or data, 130 interrupted by Ctrl-C, 143 by SIGTERM (finished records and
-a partial report are kept; rerun with --resume to continue).
+report), 2 bad usage or data (or a --mlflow export that failed after the run; the results are
+kept), 130 interrupted by Ctrl-C, 143 by SIGTERM (finished records and a partial report are
+kept; rerun with --resume to continue).
 """
 
 
@@ -90,6 +95,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     add_data_options(p)
     add_plugins_argument(p)
+    tracking = p.add_argument_group("MLflow (needs the cxrbench[mlflow] extra)")
+    tracking.add_argument("--mlflow", nargs="?", const="", metavar="URI",
+                          help="when the run ends, log it to MLflow (one run per record under a "
+                          "parent run, as `cxrbench export mlflow`); URI: the tracking store, "
+                          "checked before the run (flag alone: $MLFLOW_TRACKING_URI, else "
+                          "MLflow's default)")
+    add_mlflow_options(tracking, "--mlflow", "--mlflow-experiment")
     p.set_defaults(handler=run)
 
 
@@ -198,6 +210,8 @@ def benchmark_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "plugins": args.plugins,
         "allow_outside_root": args.allow_outside_root,
         "carve_test": args.carve_test,
+        "mlflow": args.mlflow,
+        "mlflow_experiment": args.mlflow_experiment,
         "command": getattr(args, "command_line", None),
     }
 
@@ -221,12 +235,14 @@ def print_outcome(outcome: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cxrbench.api import benchmark
+    from cxrbench.api import MlflowExportWarning, benchmark
     from cxrbench.plugins.registry import UnknownModelError
     from cxrbench.run.harness import RunError, interrupting_signal
 
     try:
-        result = benchmark(**benchmark_arguments(args))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", MlflowExportWarning)
+            result = benchmark(**benchmark_arguments(args))
     except (RunError, UnknownModelError, ValueError) as err:  # ConfigError, SuiteError too
         return fail(str(err), EXIT_USAGE)
     except KeyboardInterrupt as err:  # before any job ran: nothing new to keep
@@ -234,4 +250,14 @@ def run(args: argparse.Namespace) -> int:
         return interrupted_exit_code(interrupting_signal(err))
     assert result.outcome is not None
     print_outcome(result.outcome)
+    for warning in caught:
+        if not issubclass(warning.category, MlflowExportWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
+    if result.mlflow is not None:
+        print_summary(result.mlflow, args.mlflow_experiment)
+    elif args.mlflow is not None:  # the run is done, its export failed: exit 2, results kept
+        failed = [str(w.message) for w in caught if issubclass(w.category, MlflowExportWarning)]
+        fail("; ".join(failed) or "the MLflow export failed")
+        return exit_code(result.outcome) or EXIT_USAGE
     return exit_code(result.outcome)
