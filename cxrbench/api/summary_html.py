@@ -12,8 +12,9 @@ import pandas as pd
 
 STYLE = ("font-family:sans-serif;font-size:13px;border-collapse:collapse;"
          "margin:4px 0")
-CELL = "padding:2px 8px;border-bottom:1px solid #ddd;text-align:right"
-HEAD = "padding:2px 8px;border-bottom:2px solid #888;text-align:right"
+CELL = "padding:2px 8px;border-bottom:1px solid #ddd;text-align:{align}"
+HEAD = "padding:2px 8px;border-bottom:2px solid #888;text-align:{align}"
+TEXT_COLUMNS = ("model", "family")  # left-aligned; numbers right-aligned
 MAX_ERROR_CHARS = 200
 
 
@@ -46,11 +47,15 @@ COLUMNS = (
 
 
 def _table(board: pd.DataFrame) -> str:
-    head = "".join(f'<th style="{HEAD}" title="{escape(tip)}">{escape(label)}</th>'
-                   for label, tip, _ in COLUMNS)
+    def align(label: str) -> str:
+        return "left" if label in TEXT_COLUMNS else "right"
+
+    head = "".join(f'<th style="{HEAD.format(align=align(label))}" title="{escape(tip)}">'
+                   f"{escape(label)}</th>" for label, tip, _ in COLUMNS)
     body = []
     for _, row in board.iterrows():
-        cells = "".join(f'<td style="{CELL}">{cell(row)}</td>' for _, _, cell in COLUMNS)
+        cells = "".join(f'<td style="{CELL.format(align=align(label))}">{cell(row)}</td>'
+                        for label, _, cell in COLUMNS)
         body.append(f"<tr>{cells}</tr>")
     return f'<table style="{STYLE}"><tr>{head}</tr>{"".join(body)}</table>'
 

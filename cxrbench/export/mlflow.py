@@ -108,8 +108,10 @@ def check_tracking(tracking_uri: str | None) -> str:
         with _mlflow_settings(MLFLOW_HTTP_REQUEST_MAX_RETRIES=PREFLIGHT_RETRIES):
             client.search_experiments(max_results=1)
     except Exception as err:
-        raise TrackingError(f"cannot reach the MLflow tracking store {uri}: "
-                            f"{type(err).__name__}: {str(err)[:300]}") from err
+        detail = str(err).splitlines()[0][:160] if str(err) else repr(err)
+        raise TrackingError(f"cannot reach the MLflow tracking store {uri} ({detail} ...); "
+                            "check the URI (an `mlflow server` address, or sqlite:///FILE.db) "
+                            "or run without MLflow") from err
     return str(uri)
 
 
