@@ -204,3 +204,9 @@ def test_classes_travel_by_reference_when_importable_else_by_value(isolated_impo
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "{'seed': 0, 'scale': 2.0}"
+
+
+def test_the_readme_example_plugin_file_passes_the_kit(isolated_imports, capsys):
+    example = Path(__file__).parents[1] / "examples" / "local_plugin" / "centre_brightness.py"
+    assert main(["check", "centre_brightness", "--plugins", str(example)]) == 0, \
+        capsys.readouterr().out
