@@ -210,3 +210,30 @@ def test_the_readme_example_plugin_file_passes_the_kit(isolated_imports, capsys)
     example = Path(__file__).parents[1] / "examples" / "local_plugin" / "centre_brightness.py"
     assert main(["check", "centre_brightness", "--plugins", str(example)]) == 0, \
         capsys.readouterr().out
+
+
+def test_a_new_payload_replaces_the_class_a_long_lived_worker_loaded(isolated_imports):
+    """A notebook cell edited between two runs: a Dask worker that kept the first class gets
+    the second from the new payload; the same payload again changes nothing."""
+    from cxrbench.plugins.contract import ModelCard, Plugin, param
+    from cxrbench.plugins.sources import ensure_model
+
+    def define(default: float) -> type[Plugin]:
+        class Edited(Plugin):
+            card = ModelCard(name="pf_edited", family="baseline", framework="numpy",
+                             description="edited", input_size=32, channels=1)
+            scale: float = param(default)
+
+        return Edited
+
+    registry.register_model(define(1.0))
+    first = class_payload("pf_edited")
+    registry.register_model(define(3.0))
+    second = class_payload("pf_edited")
+    ensure_model("pf_edited", "", first)
+    assert registry.get_model_class("pf_edited").param_specs()["scale"].default == 1.0
+    ensure_model("pf_edited", "", second)
+    loaded = registry.get_model_class("pf_edited")
+    assert loaded.param_specs()["scale"].default == 3.0
+    ensure_model("pf_edited", "", second)
+    assert registry.get_model_class("pf_edited") is loaded

@@ -275,9 +275,13 @@ def _report_files(results: dict[str, Any], folder: Path, scratch: Path) -> list[
 
 
 def saved_model_folder(folder: Path, record: dict[str, Any]) -> Path | None:
-    """The record's saved model (``OUT/models/<job_id>/``), if the run saved one."""
-    path = folder / "models" / record["job_id"]
-    return path if path.is_dir() else None
+    """The record's saved model folder (``model_artifact.path``, relative to the results
+    file: ``OUT/models/<job_id>/``), if the run saved one and it is there."""
+    relative = (record.get("model_artifact") or {}).get("path")
+    if not relative:
+        return None
+    path = (folder / relative).resolve()
+    return path if path.is_dir() and path.is_relative_to(folder.resolve()) else None
 
 
 def export_results(results_path: str | Path, tracking_uri: str | None = None,

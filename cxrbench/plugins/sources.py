@@ -198,6 +198,10 @@ def importable(cls: type) -> bool:
     return target is cls
 
 
+# name -> the payload this process made or loaded for it: the same bytes need no reloading
+_by_value: dict[str, bytes] = {}
+
+
 def class_payload(name: str) -> bytes | None:
     """None when the plugin's class travels by reference; else the class, cloudpickled."""
     cls = get_model_class(name)
@@ -215,7 +219,8 @@ def class_payload(name: str) -> bytes | None:
 
     buffer = io.BytesIO()
     Pickler(buffer, protocol=pickle.DEFAULT_PROTOCOL).dump(cls)
-    return buffer.getvalue()
+    _by_value[name] = buffer.getvalue()
+    return _by_value[name]
 
 
 def _registered(name: str) -> bool:
@@ -228,12 +233,14 @@ def _registered(name: str) -> bool:
 
 def ensure_model(name: str, source: str, payload: bytes | None = None) -> None:
     """Make ``name`` available in this process (a job process, a Dask worker): from the
-    payload (a class sent by value), else by importing ``module:Class`` and registering the
-    class if importing its module did not."""
-    if _registered(name):
+    payload (a class sent by value; a new payload replaces what a long-lived worker loaded
+    before, e.g. a notebook cell edited between runs), else by importing ``module:Class`` and
+    registering the class if importing its module did not."""
+    if _registered(name) and (payload is None or _by_value.get(name) == payload):
         return
     if payload is not None:
         cls = pickle.loads(payload)  # made by class_payload in the process that planned the job
+        _by_value[name] = payload
     else:
         module_name, _, qualname = source.partition(":")
         if not module_name:
