@@ -237,3 +237,31 @@ def test_a_new_payload_replaces_the_class_a_long_lived_worker_loaded(isolated_im
     assert loaded.param_specs()["scale"].default == 3.0
     ensure_model("pf_edited", "", second)
     assert registry.get_model_class("pf_edited") is loaded
+
+
+def test_a_notebook_class_is_hashed_by_its_source(isolated_imports):
+    """A class from a notebook cell has no file: its record hashes its source text, which
+    Python finds through linecache, as IPython registers each cell."""
+    import linecache
+
+    from cxrbench.plugins.sources import plugin_origin
+
+    cell = textwrap.dedent("""
+        from cxrbench.plugins.contract import ModelCard, Plugin
+
+        class CellPlugin(Plugin):
+            card = ModelCard(name="pf_cell", family="baseline", framework="numpy",
+                             description="from a cell", input_size=32, channels=1)
+
+            def _fit(self, train, val):
+                pass
+    """)
+    filename = "<ipython-input-7-cafe>"
+    linecache.cache[filename] = (len(cell), None, cell.splitlines(True), filename)
+    namespace = {"__name__": "pf_cell_namespace"}  # like __main__ in a kernel: no file
+    exec(compile(cell, filename, "exec"), namespace)
+    registry.register_model(namespace["CellPlugin"])
+    origin = plugin_origin("pf_cell")
+    assert origin["file"] is None and origin["sha256_of"] == "class source"
+    assert len(origin["sha256"]) == 64
+    linecache.cache.pop(filename)

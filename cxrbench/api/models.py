@@ -104,7 +104,7 @@ def apply_overrides(specs: list[ModelSpec], params: Mapping[str, Mapping[str, An
     then every spec's parameters are checked against its plugin's declarations, so that a bad
     value stops the run before any work (a ``ParameterError`` naming what is allowed)."""
     names = {spec.name for spec in specs}
-    for what, given in (("params", params), ("model_timeouts", timeouts)):
+    for what, given in (("params (--param)", params), ("model_timeouts (--timeout)", timeouts)):
         unknown = sorted(set(given or {}) - names)
         if unknown:
             raise ConfigError(f"{what} names model(s) not in this run: {unknown}")

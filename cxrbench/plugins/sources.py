@@ -179,12 +179,29 @@ def plugin_origin(name: str) -> dict[str, Any]:
     if file is not None:
         return {"class": model_source(name), "file": file, "sha256": sha256_file(file),
                 "sha256_of": "file"}
-    try:
-        text = inspect.getsource(cls)
-    except (OSError, TypeError):  # e.g. defined by exec() or python -c
+    text = _class_source(cls)
+    if text is None:  # e.g. defined by exec() or python -c: no source to read
         return {"class": model_source(name), "file": None, "sha256": None, "sha256_of": None}
     return {"class": model_source(name), "file": None,
             "sha256": hashlib.sha256(text.encode()).hexdigest(), "sha256_of": "class source"}
+
+
+def _class_source(cls: type) -> str | None:
+    """The class's source text; else (a notebook cell: Python 3.11 cannot find a class
+    defined in ``__main__``) the source of the methods it defines, which Python finds."""
+    try:
+        return inspect.getsource(cls)
+    except (OSError, TypeError):
+        pass
+    parts = []
+    for attribute, value in sorted(vars(cls).items()):
+        function = getattr(value, "__func__", value)
+        if inspect.isfunction(function) and function.__qualname__.startswith(cls.__qualname__):
+            try:
+                parts.append(f"{attribute}:\n{inspect.getsource(function)}")
+            except (OSError, TypeError):
+                continue
+    return "".join(parts) or None
 
 
 # ------------------------------------------------------------- a class in another process

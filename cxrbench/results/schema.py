@@ -65,7 +65,8 @@ class Origin(TypedDict, total=False):
 
 # Where a record's plugin came from (cxrbench.plugins.sources.plugin_origin): "class"
 # ("module:Class"), "file" (where the class was defined; null for a notebook cell), "sha256"
-# (of that file, or of the class's source text: "sha256_of" says which).
+# (of that file, or of the class's source text, or of its methods' where Python cannot read
+# the class's: "sha256_of" says file or class source; null when there is no source).
 PluginOrigin = TypedDict("PluginOrigin", {
     "class": str, "file": str | None, "sha256": str | None,
     "sha256_of": Literal["file", "class source"] | None,
