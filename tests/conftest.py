@@ -1,9 +1,13 @@
-"""Shared fixtures: a tiny synthetic Kaggle-layout data set, and the real data when available."""
+"""Shared fixtures: a tiny synthetic Kaggle-layout data set, the real data when available, an
+isolated cache folder per test, and the fault plugins. Helpers that are not fixtures live in
+helpers.py (and report_helpers.py for the report's tests)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -41,3 +45,12 @@ def originals_data() -> Path:
     if not value:
         pytest.skip("CXRBENCH_ORIGINALS not set: original-resolution real-data test")
     return Path(value)
+
+
+@pytest.fixture
+def faults() -> Iterator[ModuleType]:
+    """The plugins that fail on purpose (fault_plugins.py), registered for one test."""
+    import fault_plugins
+
+    with fault_plugins.registered():
+        yield fault_plugins

@@ -24,6 +24,9 @@ from cxrbench.scoring.thresholds import choose_threshold
 from cxrbench.stats import summarize
 
 TEST_PLUGIN = "test_intensity_sgd"
+# The figures every report of a real run has (their element ids).
+FIGURES = ("figure-roc", "figure-roc-zoom", "figure-pr", "figure-confusion",
+           "figure-reliability", "figure-training", "figure-cost")
 
 
 def _split(rng: np.random.Generator, n: int, prefix: str) -> dict[str, Any]:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import psutil
@@ -25,14 +23,6 @@ BAD_FILES = {  # record id -> how it is broken
     "train/PNEUMONIA/person901_bacteria_1.jpeg": "corrupt",
     "test/NORMAL/IM-9002-0001.png": "not an image",
 }
-
-
-@pytest.fixture
-def faults() -> Iterator[ModuleType]:
-    import fault_plugins
-
-    with fault_plugins.registered():
-        yield fault_plugins
 
 
 @pytest.fixture(scope="module")

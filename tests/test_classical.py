@@ -25,11 +25,6 @@ CLASSICAL = ["hog_svm", "hog_xgboost", "pixels_logreg", "hog_mlp"]
 FAST = {"hog_xgboost": {"n_estimators": 60, "n_jobs": 1}, "hog_mlp": {"max_epochs": 10}}
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CXRBENCH_CACHE_DIR", str(tmp_path / "cache"))
-
-
 @pytest.fixture(scope="module")
 def data():
     return make_check_data(size=64, n_train=60, n_val=20, n_test=20, seed=1)

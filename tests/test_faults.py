@@ -13,13 +13,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import psutil
 import pytest
+from helpers import records_by_job
 
 from cxrbench.cli import main
 from cxrbench.cli.run import interrupted_exit_code, parse_timeouts
@@ -36,26 +34,12 @@ TESTS_DIR = Path(__file__).parent
 CLI_WITH_FAULTS = [sys.executable, "-c",
                    "import sys, fault_plugins; from cxrbench.cli import main; "
                    "sys.exit(main(sys.argv[1:]))"]
-VOLATILE = ("started", "finished", "timing", "worker")  # differ between identical runs
-
-
-@pytest.fixture
-def faults() -> Iterator[ModuleType]:
-    import fault_plugins
-
-    with fault_plugins.registered():
-        yield fault_plugins
 
 
 def job_processes() -> list[psutil.Process]:
     """This test process's job children (spawned by ProcessExecutor), alive now."""
     return [p for p in psutil.Process().children(recursive=True)
             if "spawn_main" in " ".join(p.cmdline()) and p.is_running()]
-
-
-def by_job(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {r["job_id"]: {k: v for k, v in r.items() if k not in VOLATILE}
-            for r in results["records"]}
 
 
 @pytest.mark.slow
@@ -171,7 +155,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(faults, synthetic_root,
     assert final["run"]["status"] == "complete"
     assert final["split"]["sha256"] == expected["split"]["sha256"]
     assert final["evaluation"] == expected["evaluation"]
-    assert by_job(final) == by_job(expected)
+    assert records_by_job(final) == records_by_job(expected)
     assert final["summary"]["fault_sleep"]["test"] == expected["summary"]["fault_sleep"]["test"]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from report_helpers import (
+    FIGURES,
     TEST_PLUGIN,
     fake_results,
     real_run_results,
@@ -24,8 +25,6 @@ from cxrbench.results.io import write_results
 from cxrbench.results.leaderboard import leaderboard
 from cxrbench.stats import summarize
 
-FIGURES = ("figure-roc", "figure-roc-zoom", "figure-pr", "figure-confusion",
-           "figure-reliability", "figure-training", "figure-cost")
 SECTIONS = ("headline", "leaderboard", "comparisons", "operating-points", "curves", "confusion",
             "calibration", "cost", "gallery", "seeds", "data", "split-plan", "provenance",
             "failures", "methods")

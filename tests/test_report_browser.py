@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from report_helpers import (
+    FIGURES,
     TEST_PLUGIN,
     fake_results,
     real_run_results,
@@ -32,8 +33,6 @@ from cxrbench.stats import summarize
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-FIGURES = ("figure-roc", "figure-roc-zoom", "figure-pr", "figure-confusion",
-           "figure-reliability", "figure-training", "figure-cost")
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 A4_CONTENT_PX = (210 - 20) / 25.4 * 96  # A4 width less the print stylesheet's 10 mm margins
