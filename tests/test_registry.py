@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -5,11 +6,14 @@ import pytest
 
 from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin
 from cxrbench.plugins.registry import (
+    MissingRequirementsError,
     UnknownModelError,
+    check_requirements,
     create_model,
     expand_model_patterns,
     get_model_class,
     list_models,
+    missing_requirements,
     register_model,
 )
 
@@ -82,3 +86,67 @@ def test_plugin_contract_basics():
     one_class = ImageSet(images, np.array([1, 1, 1, 1]), ids, ids, ids)
     with pytest.raises(ValueError, match="only class"):
         create_model("majority").fit(one_class, one_class)
+
+
+# ------------------------------------------------- requirements (the default install has no Keras)
+DEEP_MODULES = ("keras", "tensorflow")  # what the `deep` extra installs
+
+
+@pytest.fixture
+def without_deep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keras and TensorFlow unimportable, as after `pip install cxrbench` without `[deep]`
+    (None in sys.modules is how Python marks a module that must not be imported)."""
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    for module in DEEP_MODULES:
+        monkeypatch.setitem(sys.modules, module, None)
+
+
+def _card(*requires: str) -> ModelCard:
+    return ModelCard(name="req", family="baseline", framework="numpy", description="d",
+                     requires=requires)
+
+
+def test_missing_requirements_names_each_module_not_importable_in_order(without_deep):
+    card = _card("keras", "sklearn", "cxrbench_no_such_module", "no_such_parent.child")
+    # Keras needs its backend's module too: TensorFlow by default.
+    assert missing_requirements(card) == ["keras", "cxrbench_no_such_module",
+                                          "no_such_parent.child", "tensorflow"]
+    assert missing_requirements(_card("numpy", "sklearn", "skimage", "PIL")) == []
+
+
+def test_keras_without_its_backend_is_missing_the_backend(monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    monkeypatch.setitem(sys.modules, "jax", None)
+    assert "jax" in missing_requirements(_card("keras"))
+    monkeypatch.setenv("KERAS_BACKEND", "numpy")  # a backend without a module of its own
+    assert "jax" not in missing_requirements(_card("keras"))
+
+
+def test_only_the_keras_plugins_need_the_deep_extra(without_deep):
+    deep = [n for n in list_models() if "keras" in get_model_class(n).card.requires]
+    assert {"cnn_seed", "mlp_baseline", "transfer"} <= set(deep)
+    for name in set(list_models()) - set(deep):
+        assert missing_requirements(get_model_class(name).card) == [], name
+    check_requirements([n for n in list_models() if n not in deep])  # does not raise
+
+
+def test_a_deep_plugin_without_the_deep_extra_is_a_clear_error(without_deep):
+    with pytest.raises(MissingRequirementsError) as info:
+        check_requirements(["majority", "cnn_seed", "transfer"])
+    message = str(info.value)
+    assert message.startswith("cnn_seed, transfer need keras, tensorflow, not installed here.")
+    assert "pip install 'cxrbench[deep]'" in message
+    assert isinstance(info.value, ValueError)  # the CLI maps it to exit 2 (bad usage)
+
+
+def test_models_lists_every_plugin_without_the_deep_extra():
+    """`cxrbench models` in a process where Keras and TensorFlow cannot be imported."""
+    code = ("import sys; sys.modules.update(keras=None, tensorflow=None); "
+            "from cxrbench.cli import main; sys.exit(main(['models']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert out.returncode == 0, out.stderr
+    listed = [line.split()[0] for line in out.stdout.splitlines() if line and line[0] != " "]
+    assert set(list_models()) <= set(listed)
+    assert "need keras, tensorflow, not installed here" in out.stdout
+    assert "pip install 'cxrbench[deep]'" in out.stdout

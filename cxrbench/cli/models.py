@@ -1,4 +1,5 @@
-"""``cxrbench models [PATTERN] [--json]``: list registered plugins (never imports TensorFlow)."""
+"""``cxrbench models [PATTERN] [--json]``: list registered plugins (never imports TensorFlow),
+and say which need modules that are not installed (e.g. the ``deep`` extra)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import json
 
 from cxrbench.cli.common import Formatter, add_plugins_argument, fail, load_cli_plugins
 from cxrbench.plugins.contract import BUILTIN_FAMILIES
-from cxrbench.plugins.registry import get_card, list_models, model_source
+from cxrbench.plugins.registry import (
+    MissingRequirementsError,
+    check_requirements,
+    get_card,
+    list_models,
+    missing_requirements,
+    model_source,
+)
 from cxrbench.plugins.sources import plugin_origin
 
 EXAMPLES = """examples:
@@ -60,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             card = dataclasses.asdict(get_card(name))
             card["source"] = model_source(name)
             card["file"] = plugin_origin(name)["file"]
+            card["missing"] = missing_requirements(get_card(name))  # not importable here
             cards.append(card)
         print(json.dumps(cards, indent=1))
         return 0
@@ -70,4 +79,8 @@ def run(args: argparse.Namespace) -> int:
         card = get_card(name)
         print(f"{name:<{width}}  {card.family:<9} {card.framework:<12} "
               f"{card.input_size}px x{card.channels}  {card.description}")
+    try:
+        check_requirements(names)
+    except MissingRequirementsError as err:
+        print(f"\nnote: {err}")
     return 0

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import fnmatch
 import importlib
+import importlib.util
 import re
 import sys
 import types
@@ -21,6 +22,7 @@ from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from cxrbench.plugins.contract import ModelCard, Plugin, declares_params, validate_params
+from cxrbench.provenance import keras_backend_name
 
 ENTRY_POINT_GROUP = "cxrbench.models"
 
@@ -38,6 +40,16 @@ _sources: dict[str, str] = {}
 _loaded = False
 
 P = TypeVar("P", bound=type[Plugin])
+
+
+# The cxrbench extra (pyproject.toml) that installs a module a card may require; the default
+# install leaves deep learning out (TensorFlow alone is about 1.9 GB).
+EXTRA_FOR_MODULE = {"keras": "deep", "tensorflow": "deep"}
+# The module each Keras 3 backend imports when Keras is imported (the numpy backend needs none).
+KERAS_BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch",
+                         "openvino": "openvino"}
+# Package names that differ from the module names plugins require.
+PIP_NAMES = {"sklearn": "scikit-learn", "skimage": "scikit-image", "PIL": "pillow"}
 
 
 class UnknownModelError(KeyError):
@@ -207,3 +219,59 @@ def expand_model_patterns(spec: str | Iterable[str]) -> list[str]:
             matched = [item]
         names.extend(m for m in matched if m not in names)
     return names
+
+
+class MissingRequirementsError(ValueError):
+    """Plugins asked for need modules that are not installed (the message says what to run)."""
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None  # finds it without importing it
+    except ImportError:  # a dotted name whose parent package is missing
+        return False
+    except ValueError:  # already imported, without a spec (e.g. __main__)
+        return True
+
+
+def missing_requirements(card: ModelCard) -> list[str]:
+    """The modules ``card.requires`` names that cannot be imported here, in order, found
+    without importing them (so checking never imports TensorFlow). A card that requires
+    ``keras`` also needs its backend's module (``KERAS_BACKEND``, TensorFlow by default):
+    Keras 3 imports it on ``import keras``."""
+    needed = list(card.requires)
+    if "keras" in needed:
+        backend = KERAS_BACKEND_MODULES.get(keras_backend_name())
+        if backend and backend not in needed:
+            needed.append(backend)
+    return [module for module in needed if not _importable(module)]
+
+
+def install_hint(modules: Iterable[str]) -> str:
+    """The command that installs ``modules``: cxrbench's extra where one provides them."""
+    modules = list(dict.fromkeys(modules))
+    extras = sorted({EXTRA_FOR_MODULE[m] for m in modules if m in EXTRA_FOR_MODULE})
+    others = [PIP_NAMES.get(m, m) for m in modules if m not in EXTRA_FOR_MODULE]
+    commands = []
+    if extras:
+        spec = ",".join(extras)
+        commands.append(f"pip install 'cxrbench[{spec}]' (from a checkout: "
+                        f"pip install -e '.[{spec}]')")
+    if others:
+        commands.append("pip install " + " ".join(others))
+    return "; ".join(commands)
+
+
+def check_requirements(names: Iterable[str]) -> None:
+    """Raise MissingRequirementsError, naming the models, the modules and the install command,
+    when any of the registered plugins ``names`` needs a module that is not installed."""
+    missing_by_model = {name: missing_requirements(get_card(name)) for name in names}
+    missing_by_model = {name: missing for name, missing in missing_by_model.items() if missing}
+    if not missing_by_model:
+        return
+    modules = list(dict.fromkeys(m for missing in missing_by_model.values() for m in missing))
+    models = ", ".join(missing_by_model)
+    raise MissingRequirementsError(
+        f"{models} need{'s' if len(missing_by_model) == 1 else ''} "
+        f"{', '.join(modules)}, not installed here. Install with: {install_hint(modules)}"
+    )
