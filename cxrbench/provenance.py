@@ -19,6 +19,9 @@ TRACKED_PACKAGES = (
     "cxrbench", "numpy", "pandas", "scikit-learn", "scikit-image", "xgboost", "keras",
     "tensorflow", "jax", "torch", "pillow", "matplotlib", "jinja2", "dask", "distributed",
 )
+# CPU-only builds of the same library and version, recorded under the library's name so that
+# results from either build compare (cxrbench installs xgboost-cpu on Linux and Windows).
+BUILDS = {"xgboost": ("xgboost", "xgboost-cpu"), "tensorflow": ("tensorflow", "tensorflow-cpu")}
 
 
 def utc_now() -> str:
@@ -29,10 +32,12 @@ def utc_now() -> str:
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in TRACKED_PACKAGES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            continue
+        for distribution in BUILDS.get(name, (name,)):
+            try:
+                versions[name] = version(distribution)
+                break
+            except PackageNotFoundError:
+                continue
     return versions
 
 

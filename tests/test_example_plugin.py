@@ -1,4 +1,4 @@
-"""The example third-party plugin (examples/cxrbench-example-plugin), found via its entry point."""
+"""The example third-party plugin (tests/cxrbench-example-plugin), found via its entry point."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 example = pytest.importorskip(
     "cxrbench_example_plugin",
-    reason="example plugin not installed: pip install -e examples/cxrbench-example-plugin",
+    reason="example plugin not installed: pip install -e tests/cxrbench-example-plugin",
 )
 
 from cxrbench.plugins.conformance import check_plugin, make_check_data  # noqa: E402

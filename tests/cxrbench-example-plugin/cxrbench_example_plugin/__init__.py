@@ -52,7 +52,7 @@ class BrightnessPlugin(Plugin):
         input_size=64,
         channels=1,
         requires=("sklearn",),
-        reference="cxrbench example plugin (examples/cxrbench-example-plugin)",
+        reference="cxrbench example plugin (tests/cxrbench-example-plugin)",
     )
 
     def __init__(self, *, C: float = 1.0, seed: int = 0) -> None:

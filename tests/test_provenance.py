@@ -1,0 +1,25 @@
+"""Package versions in every record's provenance."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError
+
+import pytest
+
+from cxrbench import provenance
+
+
+@pytest.mark.parametrize("library, build", [("xgboost", "xgboost-cpu"),
+                                            ("tensorflow", "tensorflow-cpu")])
+def test_a_cpu_only_build_is_recorded_under_its_library(monkeypatch, library, build):
+    installed = {"numpy": "2.0.0", build: "9.9.9"}
+
+    def version(distribution: str) -> str:
+        if distribution not in installed:
+            raise PackageNotFoundError(distribution)
+        return installed[distribution]
+
+    monkeypatch.setattr(provenance, "version", version)
+    assert provenance.package_versions() == {"numpy": "2.0.0", library: "9.9.9"}
+    installed[library] = "1.0.0"  # both installed: the library's own distribution wins
+    assert provenance.package_versions()[library] == "1.0.0"
