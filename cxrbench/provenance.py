@@ -15,13 +15,13 @@ from typing import Any
 
 import cxrbench
 
+# CPU-only builds are tracked under their own names: the same version of another build can
+# give other numbers (xgboost-cpu's column sampling draws other columns for the same seed).
 TRACKED_PACKAGES = (
-    "cxrbench", "numpy", "pandas", "scikit-learn", "scikit-image", "xgboost", "keras",
-    "tensorflow", "jax", "torch", "pillow", "matplotlib", "jinja2", "dask", "distributed",
+    "cxrbench", "numpy", "pandas", "scikit-learn", "scikit-image", "xgboost", "xgboost-cpu",
+    "keras", "tensorflow", "tensorflow-cpu", "jax", "torch", "pillow", "matplotlib", "jinja2",
+    "dask", "distributed",
 )
-# CPU-only builds of the same library and version, recorded under the library's name so that
-# results from either build compare (cxrbench installs xgboost-cpu on Linux and Windows).
-BUILDS = {"xgboost": ("xgboost", "xgboost-cpu"), "tensorflow": ("tensorflow", "tensorflow-cpu")}
 
 
 def utc_now() -> str:
@@ -32,12 +32,10 @@ def utc_now() -> str:
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in TRACKED_PACKAGES:
-        for distribution in BUILDS.get(name, (name,)):
-            try:
-                versions[name] = version(distribution)
-                break
-            except PackageNotFoundError:
-                continue
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
     return versions
 
 
