@@ -7,13 +7,13 @@ failing plugins are error/timeout records next to the other models' records (exi
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
+from data_helpers import results
 from PIL import Image
 
 from cxrbench.cli import main
@@ -69,10 +69,6 @@ def run(capsys: pytest.CaptureFixture, data: Path, out: Path, *args: str) -> tup
     code = main(["run", "--data", str(data), "--out", str(out), "--executor", "inline",
                  "--no-report", *args])
     return code, capsys.readouterr().err
-
-
-def results(out: Path) -> dict:
-    return json.loads((out / "results.json").read_text())
 
 
 def test_unreadable_images_are_skipped_named_and_counted(variants, tmp_path, capsys):
