@@ -207,7 +207,7 @@ def test_classes_travel_by_reference_when_importable_else_by_value(isolated_impo
 
 
 def test_the_readme_example_plugin_file_passes_the_kit(isolated_imports, capsys):
-    example = Path(__file__).parents[1] / "examples" / "local_plugin" / "centre_brightness.py"
+    example = Path(__file__).parent / "local_plugin" / "centre_brightness.py"
     assert main(["check", "centre_brightness", "--plugins", str(example)]) == 0, \
         capsys.readouterr().out
 

@@ -1,7 +1,7 @@
 """A plugin in a plain file, for ``--plugins`` (README, "Local plugin files").
 
-    cxrbench models --plugins examples/local_plugin/centre_brightness.py
-    cxrbench run --plugins examples/local_plugin/centre_brightness.py \
+    cxrbench models --plugins tests/local_plugin/centre_brightness.py
+    cxrbench run --plugins tests/local_plugin/centre_brightness.py \
         --models centre_brightness,pixels_logreg --seeds 0,1 --out out/
 
 Pneumonia makes the lungs whiter on a radiograph; this floor scores an image by the mean
