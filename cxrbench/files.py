@@ -46,8 +46,12 @@ def atomic_output(path: str | Path, mode: str = "wb", *, fsync: bool = False,
             if fsync:
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        err.filename = str(path)  # name the file being written, not the hidden temporary one
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. a folder made read-only meanwhile
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = False) -> Path:

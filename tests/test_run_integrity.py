@@ -157,9 +157,9 @@ def test_lock_left_by_another_host_is_refused_with_the_way_out(synthetic_root, t
 
 
 def test_lock_is_exclusive_within_one_process_too(tmp_path):
-    with OutputLock(tmp_path, ["first"]):
-        with pytest.raises(OutputBusyError, match=f"pid {os.getpid()} on host .*`first`"):
-            OutputLock(tmp_path).acquire()
+    with OutputLock(tmp_path, ["first"]), pytest.raises(
+            OutputBusyError, match=f"pid {os.getpid()} on host .*`first`"):
+        OutputLock(tmp_path).acquire()
     with OutputLock(tmp_path):  # released: free again
         pass
 

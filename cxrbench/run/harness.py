@@ -142,6 +142,23 @@ def _load_data(config: RunConfig, cache_dir: Path) -> Dataset:
         raise RunError(str(err)) from err
 
 
+def _prepare_cache(dataset: Dataset, plan: SplitPlan, cache_dir: Path, jobs: list[Job]
+                   ) -> set[str]:
+    """Every input shape the jobs need, decoded once; a cache that cannot be written is a
+    message (the image cache's own error, or one naming the folder), not a traceback."""
+    try:
+        return prepare_cache(dataset, plan, ImageCache(cache_dir),
+                             {(job.image_size, job.channels) for job in jobs})
+    except DataError as err:
+        raise RunError(str(err)) from err
+    except OSError as err:
+        if not is_write_fault(err):
+            raise
+        raise RunError(write_fault_message(
+            err, "the image cache", err.filename or cache_dir,
+            "pass --cache-dir (or set CXRBENCH_CACHE_DIR) on another disk")) from err
+
+
 # --------------------------------------------------------------------------------- open results
 def _evaluation_section(dataset: Dataset, plan: SplitPlan, failed: set[str]) -> dict[str, Any]:
     records = dataset.records.set_index("record_id")
@@ -359,8 +376,7 @@ def _run_locked(config: RunConfig, cache_dir: Path, output: RunOutput,
     if previous is not None:
         _check_resumable(previous, output.results_path, config, dataset, plan)
     jobs = build_jobs(config, dataset, plan, output.plan_path, cache_dir)
-    failed = prepare_cache(dataset, plan, ImageCache(cache_dir),
-                           {(job.image_size, job.channels) for job in jobs})
+    failed = _prepare_cache(dataset, plan, cache_dir, jobs)
     failed |= {s.record_id for s in dataset.skipped_of("unreadable")}  # for provenance
     executor = make_executor(config.executor, timeout_s=config.timeout_s,
                              **config.executor_options)  # a missing extra fails before writing

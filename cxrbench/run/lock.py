@@ -22,6 +22,7 @@ from typing import Any
 
 import psutil
 
+from cxrbench.files import is_write_fault, write_fault_message
 from cxrbench.provenance import utc_now
 from cxrbench.run.plan import RunError
 
@@ -96,8 +97,9 @@ class OutputLock:
             fcntl = None
         while True:
             self.folder.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:  # read-only: a file open for writing would keep its disk from being
+                # remounted read-only (a fault the run must survive, and tests make)
+                fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o666)
             except FileNotFoundError:  # a refused run removed the empty folder meanwhile
                 continue
             try:
@@ -112,9 +114,12 @@ class OutputLock:
             os.close(fd)  # the holder released (and deleted) the file meanwhile: try again
         try:
             self._check_previous(Holder.parse(_read(fd)))
-            _rewrite(fd, json.dumps(asdict(Holder.me(self.command))))
-        except BaseException:
+            _rewrite(self.path, json.dumps(asdict(Holder.me(self.command))))
+        except BaseException as err:
             os.close(fd)  # closing drops the flock
+            if is_write_fault(err):
+                raise RunError(write_fault_message(err, "the lock file", self.path,
+                                                   "choose another --out")) from err
             raise
         self._fd = fd
         return self
@@ -165,10 +170,14 @@ def _read(fd: int) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-def _rewrite(fd: int, text: str) -> None:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, text.encode(), 0)
-    os.fsync(fd)
+def _rewrite(path: Path, text: str) -> None:
+    """Replace the contents of the locked file (in place: the lock is on this inode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _same_file(fd: int, path: Path) -> bool:
