@@ -54,6 +54,10 @@ def leaderboard_markdown(results: dict[str, Any], rows: list[dict[str, Any]]) ->
     if run.get("status") != "complete":
         lines += [f"> Run status: **{run.get('status')}** ({len(results['records'])} "
                   "record(s) so far); the numbers may change.", ""]
+    small = results.get("small_data") or {}
+    if small.get("flagged"):
+        lines += ["> **Small data**: " + escape_markdown("; ".join(small.get("reasons") or [])),
+                  ""]
     test = (results.get("evaluation") or {}).get("test") or {}
     lines.append(f"Test split: {len(test.get('labels') or [])} images, "
                  f"{len(set(test.get('groups') or []))} patients; decision threshold rule "

@@ -49,6 +49,7 @@ from cxrbench.run.plan import RunError, build_jobs, plan_split, prepare_cache
 from cxrbench.scoring.thresholds import canonical_rule
 from cxrbench.splits import SplitPlan
 from cxrbench.stats import with_statistics
+from cxrbench.stats.small_data import split_size_reasons, undefined_resample_reasons
 
 
 class RunTerminated(KeyboardInterrupt):
@@ -306,6 +307,8 @@ def _finish(results: dict[str, Any], session: dict[str, Any] | None, output: Run
     """Marks the run ended, computes its summary and statistics once, writes the file."""
     _mark_ended(results, session, status)
     results = with_statistics(results)
+    for reason in undefined_resample_reasons(results["statistics"]):
+        _log(f"warning: small data: {reason}")
     try:
         output.write(results)
     except OutputWriteError as err:
@@ -388,6 +391,8 @@ def _run_locked(config: RunConfig, cache_dir: Path, output: RunOutput,
         results, session = _resume(previous, config)
     else:
         results = _start_results(config, dataset, plan, failed)
+    for reason in split_size_reasons(results):
+        _log(f"warning: small data: {reason}")
     done = {r["job_id"] for r in results["records"]}
     jobs = [job for job in jobs if job.job_id not in done]
     if done:
