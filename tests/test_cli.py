@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -57,6 +58,47 @@ def test_param_override_and_bad_param(synthetic_root, tmp_path, capsys):
     code = main(["run", "--data", str(synthetic_root), "--models", "majority",
                  "--param", "other.x=1", "--out", str(tmp_path / "o2")])
     assert code == 2 and "not in this run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("param", "message"), [
+    ("hog_svm.cell_size=8", "hog_svm has no parameter 'cell_size'. Did you mean: cells? Valid "
+                            "parameters: C, cells, cv_folds, gamma, kernels, seed, tune_samples"),
+    ("pixels_logreg.pixels=3.7", "pixels_logreg: invalid value 3.7 for parameter 'pixels'; "
+                                 "allowed: an integer"),
+    ("pixels_logreg.C=abc", "--param 'pixels_logreg.C=abc': 'abc' is not a JSON value"),
+    ("pixels_logreg.C=NaN", "NaN is not a JSON number"),
+    ("majority.seed=3", "majority: seed is set by --seeds (or the suite's seeds), not as a "
+                        "parameter"),
+])
+def test_bad_params_are_exit_2_before_the_data_is_read(tmp_path, capsys, param, message):
+    model = param.partition(".")[0]
+    code = main(["run", "--data", str(tmp_path / "no-data-here"), "--models", model,
+                 "--param", param, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err
+    assert "does not exist" not in err and not (tmp_path / "o").exists()
+
+
+def test_param_examples_in_the_docs_name_real_parameters():
+    """Every `--param` and suite `params` example in run --help, the README and the suite
+    docs is valid for its plugin (the old `hog_svm.cell_size=8` was not)."""
+    import re
+    import tomllib
+
+    from cxrbench.cli.run import EXAMPLES, parse_param_overrides
+    from cxrbench.plugins.contract import validate_params
+    from cxrbench.plugins.registry import get_model_class
+    from cxrbench.run import suites
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    texts = EXAMPLES + readme + (suites.__doc__ or "")
+    found = [f for f in re.findall(r"--param '?([\w.]+=(?:\S+?))'?(?=[\s`)]|$)", texts)
+             if not f.startswith("MODEL.KEY")]
+    assert len(found) >= 4, found
+    for model, params in parse_param_overrides(found).items():
+        validate_params(get_model_class(model), params)
+    for table in re.findall(r"^\s*params = (\{.*?\})", texts, re.M):
+        validate_params(get_model_class("hog_svm"), tomllib.loads(f"p = {table}")["p"])
 
 
 @pytest.mark.parametrize(("option", "message"), [

@@ -233,3 +233,19 @@ def test_cache_on_a_full_disk_is_a_message(tmpfs, synthetic_root, tmp_path, caps
     assert code == 2, err
     assert "Traceback" not in err and "cache" in err.splitlines()[-1]
     assert json.dumps(leftovers(tmpfs)) == "[]"
+
+
+def test_cache_space_is_checked_before_any_image_is_decoded(tmp_path, synthetic_root, capsys):
+    """hog_svm's 128 px cache of the 36 images needs 577 KB: on a 512 KB disk the first shard
+    would fit, the whole would not; the run stops before decoding anything."""
+    with mounted_tmpfs(tmp_path / "mnt", "512k") as small:
+        code = main(["run", "--data", str(synthetic_root), "--out", str(tmp_path / "out"),
+                     "--models", "hog_svm", "--seeds", "0", "--cache-dir", str(small / "c")])
+        decoded = list(small.rglob("*.npy"))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert (f"cannot write the image cache in {small / 'c'}: no space left on the device "
+            "(needs about 577 KB,") in err
+    assert "point --cache-dir (or CXRBENCH_CACHE_DIR) at another disk" in err
+    assert "cache: train" not in err and decoded == []
+    assert not (tmp_path / "out").exists()

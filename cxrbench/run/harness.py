@@ -36,7 +36,8 @@ from cxrbench.files import (
     is_write_fault,
     write_fault_message,
 )
-from cxrbench.plugins.registry import get_card
+from cxrbench.plugins.contract import ParameterError, validate_params
+from cxrbench.plugins.registry import get_model_class
 from cxrbench.provenance import collect_provenance, cpu_model, git_info, utc_now
 from cxrbench.results.io import ResultsError, read_results
 from cxrbench.results.schema import SCHEMA_VERSION
@@ -104,9 +105,23 @@ def _log(message: str) -> None:
 
 # ------------------------------------------------------------------------------------- validate
 def _validate(config: RunConfig, cache_dir: Path) -> None:
-    """Checks what the configuration cannot check alone, before any data is read."""
+    """Checks what the configuration cannot check alone, before any data is read: model
+    names, every hyperparameter against its plugin's declared type and range (converted in
+    place, e.g. 4.0 -> 4 for an int), and that the cache and output folders can be written."""
+    problems = []
     for spec in config.models:
-        get_card(spec.name)  # unknown names fail before any work
+        cls = get_model_class(spec.name)  # unknown names fail before any work
+        if "seed" in spec.params:
+            problems.append(f"{spec.name}: seed is set by --seeds (or the suite's seeds), "
+                            "not as a parameter")
+            continue
+        try:
+            spec.params = validate_params(cls, spec.params)
+        except ParameterError as err:
+            problems.append(str(err))
+    if problems:
+        raise RunError(problems[0] if len(problems) == 1 else f"{len(problems)} invalid "
+                       "parameters:\n" + "\n".join(f"- {p}" for p in problems))
     try:
         check_writable_folder(cache_dir, "cache folder", "--cache-dir")
         check_writable_folder(config.out_dir, "output folder", "--out")
@@ -145,11 +160,14 @@ def _load_data(config: RunConfig, cache_dir: Path) -> Dataset:
 
 def _prepare_cache(dataset: Dataset, plan: SplitPlan, cache_dir: Path, jobs: list[Job]
                    ) -> set[str]:
-    """Every input shape the jobs need, decoded once; a cache that cannot be written is a
-    message (the image cache's own error, or one naming the folder), not a traceback."""
+    """Every input shape the jobs need, decoded once, after checking that the cache's disk has
+    room for them; a cache that cannot be written is a message (the image cache's own error,
+    or one naming the folder), not a traceback."""
+    cache = ImageCache(cache_dir)
+    shapes = {(job.image_size, job.channels) for job in jobs}
     try:
-        return prepare_cache(dataset, plan, ImageCache(cache_dir),
-                             {(job.image_size, job.channels) for job in jobs})
+        cache.check_space(dataset.records, shapes)  # before any image is decoded
+        return prepare_cache(dataset, plan, cache, shapes)
     except DataError as err:
         raise RunError(str(err)) from err
     except OSError as err:
