@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -28,7 +27,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from cxrbench import __version__
 from cxrbench.data import DataError, Dataset, ImageCache, default_cache_dir, load_dataset
 from cxrbench.files import (
     NotWritableError,
@@ -38,16 +36,14 @@ from cxrbench.files import (
 )
 from cxrbench.plugins.contract import ParameterError, validate_params
 from cxrbench.plugins.registry import get_model_class
-from cxrbench.provenance import collect_provenance, cpu_model, git_info, utc_now
-from cxrbench.results.io import ResultsError, read_results
-from cxrbench.results.schema import SCHEMA_VERSION
+from cxrbench.provenance import utc_now
 from cxrbench.run.config import RunConfig
 from cxrbench.run.executors import Executor, ExecutorError, make_executor
 from cxrbench.run.jobs import Job
 from cxrbench.run.lock import OutputLock
-from cxrbench.run.output import SPLIT_FILE, OutputWriteError, RunOutput
+from cxrbench.run.output import OutputWriteError, RunOutput
 from cxrbench.run.plan import RunError, build_jobs, plan_split, prepare_cache
-from cxrbench.scoring.thresholds import canonical_rule
+from cxrbench.run.session import check_resumable, existing_results, new_results, resume_results
 from cxrbench.splits import SplitPlan
 from cxrbench.stats import with_statistics
 from cxrbench.stats.small_data import split_size_reasons, undefined_resample_reasons
@@ -129,26 +125,6 @@ def _validate(config: RunConfig, cache_dir: Path) -> None:
         raise RunError(str(err)) from err
 
 
-def _existing_results(config: RunConfig, output: RunOutput) -> dict[str, Any] | None:
-    """The results file to resume (read and validated now, before the data), or None.
-
-    Called with the folder locked, so nothing can appear or change behind this check.
-    """
-    path = output.results_path
-    if not path.exists():
-        return None
-    if not (config.resume or config.overwrite):
-        raise RunError(f"{path} already exists: pass --resume to continue it, "
-                       "--overwrite to replace it, or choose another --out")
-    if not config.resume:
-        return None
-    try:
-        return read_results(path)
-    except ResultsError as err:
-        raise RunError(f"cannot resume: {err} (The file was left as it is; to start the run "
-                       "again pass --overwrite, or choose another --out.)") from err
-
-
 # ------------------------------------------------------------------------------------ load data
 def _load_data(config: RunConfig, cache_dir: Path) -> Dataset:
     try:
@@ -176,95 +152,6 @@ def _prepare_cache(dataset: Dataset, plan: SplitPlan, cache_dir: Path, jobs: lis
         raise RunError(write_fault_message(
             err, "the image cache", err.filename or cache_dir,
             "pass --cache-dir (or set CXRBENCH_CACHE_DIR) on another disk")) from err
-
-
-# --------------------------------------------------------------------------------- open results
-def _evaluation_section(dataset: Dataset, plan: SplitPlan, failed: set[str]) -> dict[str, Any]:
-    records = dataset.records.set_index("record_id")
-    section = {}
-    for split in ("val", "test"):
-        ids = [i for i in plan.ids(split) if i not in failed]
-        section[split] = {
-            "ids": ids,
-            "labels": records.loc[ids, "label"].astype(int).tolist(),
-            "groups": records.loc[ids, "patient_id"].astype(str).tolist(),
-        }
-    return section
-
-
-def _start_results(config: RunConfig, dataset: Dataset, plan: SplitPlan,
-                   failed: set[str]) -> dict[str, Any]:
-    provenance = collect_provenance()
-    provenance["data"] = {
-        "path": str(dataset.root),
-        "kind": dataset.kind,
-        "data_hash": dataset.data_hash,
-        "synthetic": dataset.synthetic,
-        "n_records": len(dataset.records),
-        "unreadable": sorted(failed),
-    }
-    provenance["split_sha256"] = plan.sha256
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "cxrbench", "version": __version__},
-        "run": {
-            "models": [spec.name for spec in config.models],
-            "seeds": list(config.seeds),
-            "threshold_rule": str(config.threshold_rule),
-            "suite": config.suite,
-            "executor": config.executor,
-            "command": config.command,
-            "status": "running",
-            "started": utc_now(),
-            "finished": None,
-        },
-        "provenance": provenance,
-        "split": {
-            "sha256": plan.sha256,
-            "seed": plan.seed,
-            "val_fraction": plan.val_fraction,
-            "strategy": plan.strategy,
-            "counts": plan.counts(dataset.records),
-            "file": SPLIT_FILE,
-        },
-        "evaluation": _evaluation_section(dataset, plan, failed),
-        "records": [],
-    }
-
-
-def _check_resumable(previous: dict[str, Any], path: Path, config: RunConfig,
-                     dataset: Dataset, plan: SplitPlan) -> None:
-    """Refuse to resume results made on other data, another split plan or another rule."""
-    if previous["split"].get("sha256") != plan.sha256:
-        raise RunError(
-            f"cannot resume {path}: it was made on another split plan "
-            f"({str(previous['split'].get('sha256', '?'))[:12]} != {plan.sha256[:12]}); "
-            "use a new --out folder"
-        )
-    if (previous["provenance"].get("data") or {}).get("data_hash") != dataset.data_hash:
-        raise RunError(f"cannot resume {path}: the data changed since it was written")
-    rule = previous["run"].get("threshold_rule")
-    if rule is not None and canonical_rule(rule) != str(config.threshold_rule):
-        raise RunError(f"cannot resume {path}: it was run with threshold rule "
-                       f"{canonical_rule(rule)}, not {config.threshold_rule}; pass "
-                       f"--threshold-rule {canonical_rule(rule)} or use a new --out folder")
-
-
-def _resume(previous: dict[str, Any], config: RunConfig) -> tuple[dict[str, Any], dict]:
-    """Continue ``previous``: failed jobs are tried again, finished ones kept as they are.
-
-    The session records who continued the run, where and at which commit (it may have moved
-    since the file was started), and which jobs it ran.
-    """
-    results = {k: v for k, v in previous.items() if k not in ("summary", "statistics")}
-    results["records"] = [r for r in previous["records"] if r["status"] == "ok"]
-    results["run"]["status"] = "running"
-    results["run"]["threshold_rule"] = str(config.threshold_rule)  # older files: "0.5"
-    session: dict[str, Any] = {"started": utc_now(), "command": config.command,
-                               "hostname": socket.gethostname(), "cpu_model": cpu_model(),
-                               "git": git_info(), "jobs": []}
-    results["run"].setdefault("resumed", []).append(session)
-    return results, session
 
 
 # -------------------------------------------------------------------------------------- execute
@@ -391,11 +278,11 @@ def _missing_folders(folder: Path) -> list[Path]:
 
 def _run_locked(config: RunConfig, cache_dir: Path, output: RunOutput,
                 on_record: Callable[[dict[str, Any]], None] | None) -> RunOutcome:
-    previous = _existing_results(config, output)
+    previous = existing_results(config, output.results_path)
     dataset = _load_data(config, cache_dir)
     plan = plan_split(config, dataset)
     if previous is not None:
-        _check_resumable(previous, output.results_path, config, dataset, plan)
+        check_resumable(previous, output.results_path, config, dataset, plan)
     jobs = build_jobs(config, dataset, plan, output.plan_path, cache_dir)
     failed = _prepare_cache(dataset, plan, cache_dir, jobs)
     failed |= {s.record_id for s in dataset.skipped_of("unreadable")}  # for provenance
@@ -406,9 +293,9 @@ def _run_locked(config: RunConfig, cache_dir: Path, output: RunOutput,
     output.save_plan(plan)
     session = None
     if previous is not None:
-        results, session = _resume(previous, config)
+        results, session = resume_results(previous, config)
     else:
-        results = _start_results(config, dataset, plan, failed)
+        results = new_results(config, dataset, plan, failed)
     for reason in split_size_reasons(results):
         _log(f"warning: small data: {reason}")
     done = {r["job_id"] for r in results["records"]}
