@@ -204,3 +204,19 @@ def test_records_written_by_another_process_are_merged_not_lost(synthetic_root, 
     assert sorted(jobs) == ["majority[seed=0]", "majority[seed=1]", "majority[seed=7]"]
     assert "was changed by another process during the run; its 1 other record(s) are kept" \
         in capsys.readouterr().err
+
+
+def test_merge_into_a_folder_a_run_is_using_is_refused(synthetic_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["run", "--data", str(synthetic_root), "--models", "majority", "--executor",
+            "inline", "--no-report"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--seeds", "0"]) == 0
+    assert main([*args, "--out", str(tmp_path / "b"), "--seeds", "1"]) == 0
+    merge = ["merge", str(tmp_path / "a" / "results.json"), str(tmp_path / "b" / "results.json"),
+             "-o", str(out / "results.json"), "--no-report"]
+    with OutputLock(out, ["cxrbench", "run", "--out", "out"]):
+        assert main(merge) == 2
+        assert "is in use by another cxrbench run" in capsys.readouterr().err
+        assert not (out / "results.json").exists()
+    assert main(merge) == 0
+    assert len(read_results(out / "results.json")["records"]) == 2
