@@ -87,7 +87,7 @@ def test_two_resumes_at_once_lose_no_record(synthetic_root, tmp_path):
     # Whichever came second was refused; the other finished the run.
     assert sorted([first.returncode, second.returncode]) == [0, 2], (stderr, second.stderr)
     final = read_results(out / "results.json")
-    sleeper = job_id("fault_sleep", {"sleep_s": 8}, 0)
+    sleeper = job_id("fault_sleep", {"sleep_s": 8.0}, 0)  # validated: a float parameter
     assert sorted(r["job_id"] for r in final["records"]) == [sleeper, "majority[seed=0]"]
     assert [s["jobs"] for s in final["run"]["resumed"]] == [[sleeper]]  # one session ran
 

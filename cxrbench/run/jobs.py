@@ -14,7 +14,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psutil
@@ -25,6 +25,9 @@ from cxrbench.plugins.sources import PluginImport, ensure_model, load_plugins, p
 from cxrbench.provenance import utc_now
 from cxrbench.scoring.metrics import compute_metrics, confusion_counts
 from cxrbench.scoring.thresholds import ThresholdRule
+
+if TYPE_CHECKING:
+    from cxrbench.splits import SplitPlan
 
 PREDICTION_DECIMALS = 6
 
@@ -104,7 +107,7 @@ class SplitPlanMismatchError(RuntimeError):
     """The split plan a job read is not the one its run planned (replaced or edited)."""
 
 
-def load_verified_plan(job: Job) -> Any:
+def load_verified_plan(job: Job) -> SplitPlan:
     """The job's split plan, verified against the sha256 the run gave it."""
     from cxrbench.splits import SplitPlan
 
