@@ -9,6 +9,7 @@ reads against the sha256 it was given; records written by anything else are merg
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -220,3 +221,28 @@ def test_merge_into_a_folder_a_run_is_using_is_refused(synthetic_root, tmp_path,
         assert not (out / "results.json").exists()
     assert main(merge) == 0
     assert len(read_results(out / "results.json")["records"]) == 2
+
+
+def test_a_live_holder_on_this_host_is_honoured_where_flock_is_not(tmp_path, monkeypatch):
+    """Some network file systems have no flock (ENOLCK): the holder's record guards the folder,
+    and a record naming a live process (same pid and start time) is never taken over."""
+    import fcntl
+
+    import psutil
+
+    parent = psutil.Process(os.getppid())
+    (tmp_path / LOCK_FILE).write_text(json.dumps({
+        "pid": parent.pid, "host": socket.gethostname(), "since": "now",
+        "start_time": parent.create_time()}))
+    with pytest.raises(OutputBusyError, match=f"pid {parent.pid} on host"):
+        OutputLock(tmp_path).acquire()
+
+    def no_flock(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with pytest.raises(OutputBusyError, match=f"pid {parent.pid} on host"):
+        OutputLock(tmp_path).acquire()
+    (tmp_path / LOCK_FILE).unlink()
+    with OutputLock(tmp_path, ["mine"]):
+        assert json.loads((tmp_path / LOCK_FILE).read_text())["command"] == ["mine"]

@@ -13,6 +13,7 @@ is refused with the way to clear it. A clean release deletes the file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -27,6 +28,7 @@ from cxrbench.provenance import utc_now
 from cxrbench.run.plan import RunError
 
 LOCK_FILE = ".cxrbench.lock"
+NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)  # then the holder's record guards
 START_TIME_SLACK_S = 1.0  # process start times are read back with this much rounding
 
 
@@ -109,6 +111,10 @@ class OutputLock:
                 holder = Holder.parse(_read(fd))
                 os.close(fd)
                 raise OutputBusyError(self._busy(holder)) from None
+            except OSError as err:  # ENOLCK etc.: a file system without flock (some NFS)
+                if err.errno not in NO_FLOCK:
+                    os.close(fd)
+                    raise
             if _same_file(fd, self.path):
                 break
             os.close(fd)  # the holder released (and deleted) the file meanwhile: try again
