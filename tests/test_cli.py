@@ -91,10 +91,12 @@ def test_param_examples_in_the_docs_name_real_parameters():
     from cxrbench.run import suites
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    # Its commands and the options paragraph; elsewhere it quotes wrong values on purpose.
-    blocks = re.findall(r"```(?:bash|toml)?\n(.*?)```", readme, re.S)
-    options = re.findall(r"More `run` options:.*?\n\n", readme, re.S)
-    texts = EXAMPLES + "\n".join(blocks + options) + (suites.__doc__ or "")
+    # Its code blocks and the examples of `--param`'s syntax; elsewhere (the bad-input table,
+    # the validation paragraph) it quotes wrong values on purpose.
+    blocks = re.findall(r"^```\w*\n(.*?)^```", readme, re.S | re.M)
+    syntax = re.findall(r"VALUE is JSON, e\.g\.(.*?)\),", readme, re.S)
+    assert syntax, "the README's --param syntax examples moved"
+    texts = EXAMPLES + "\n".join(blocks + syntax) + (suites.__doc__ or "")
     found = [f for f in re.findall(r"--param '?([\w.]+=(?:\S+?))'?(?=[\s`)]|$)", texts)
              if not f.startswith("MODEL.KEY")]
     assert len(found) >= 3, found
