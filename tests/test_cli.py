@@ -79,6 +79,24 @@ def test_bad_params_are_exit_2_before_the_data_is_read(tmp_path, capsys, param, 
     assert "does not exist" not in err and not (tmp_path / "o").exists()
 
 
+def test_a_plugin_whose_modules_are_missing_is_exit_2_before_the_data_is_read(
+        tmp_path, capsys, monkeypatch):
+    """cnn_seed where Keras and TensorFlow are not installed (None in sys.modules marks a
+    module that must not be imported): the run names what to install, before any work."""
+    import sys
+
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    for module in ("keras", "tensorflow"):
+        monkeypatch.setitem(sys.modules, module, None)
+    code = main(["run", "--data", str(tmp_path / "no-data-here"), "--models",
+                 "majority,cnn_seed", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert ("cnn_seed needs keras, tensorflow, not installed here. Install with: pip install "
+            "'cxrbench[deep]'") in err
+    assert "does not exist" not in err and not (tmp_path / "o").exists()
+
+
 def test_param_examples_in_the_docs_name_real_parameters():
     """Every `--param` and suite `params` example in run --help, the README and the suite
     docs is valid for its plugin (the old `hog_svm.cell_size=8` was not)."""

@@ -35,7 +35,11 @@ from cxrbench.files import (
     write_fault_message,
 )
 from cxrbench.plugins.contract import ParameterError, validate_params
-from cxrbench.plugins.registry import get_model_class
+from cxrbench.plugins.registry import (
+    MissingRequirementsError,
+    check_requirements,
+    get_model_class,
+)
 from cxrbench.provenance import utc_now
 from cxrbench.run.config import RunConfig
 from cxrbench.run.executors import Executor, ExecutorError, make_executor
@@ -103,7 +107,8 @@ def _log(message: str) -> None:
 def _validate(config: RunConfig, cache_dir: Path) -> None:
     """Checks what the configuration cannot check alone, before any data is read: model
     names, every hyperparameter against its plugin's declared type and range (converted in
-    place, e.g. 4.0 -> 4 for an int), and that the cache and output folders can be written."""
+    place, e.g. 4.0 -> 4 for an int), the modules each plugin requires (here, unless jobs run
+    on Dask workers), and that the cache and output folders can be written."""
     problems = []
     for spec in config.models:
         cls = get_model_class(spec.name)  # unknown names fail before any work
@@ -118,6 +123,11 @@ def _validate(config: RunConfig, cache_dir: Path) -> None:
     if problems:
         raise RunError(problems[0] if len(problems) == 1 else f"{len(problems)} invalid "
                        "parameters:\n" + "\n".join(f"- {p}" for p in problems))
+    if config.executor != "dask":  # Dask workers may have what this client lacks (a GPU box)
+        try:
+            check_requirements(spec.name for spec in config.models)
+        except MissingRequirementsError as err:
+            raise RunError(str(err)) from err
     try:
         check_writable_folder(cache_dir, "cache folder", "--cache-dir")
         check_writable_folder(config.out_dir, "output folder", "--out")
