@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,9 +43,14 @@ def remount(where: Path, mode: str) -> None:
                    capture_output=True)
 
 
-def fill(where: Path, name: str = "filler.bin") -> Path:
-    """Fill the file system holding ``where`` to its last page; returns the filler file."""
+def fill(where: Path, leave: int = 0, name: str = "filler.bin") -> Path:
+    """Fill the file system holding ``where`` but ``leave`` bytes (0: to its last page);
+    returns the filler file, to delete to make room again."""
     filler = where / name
+    if leave:
+        with open(filler, "wb") as handle:
+            handle.write(bytes(max(0, shutil.disk_usage(where).free - leave)))
+        return filler
     with open(filler, "wb", buffering=0) as handle:
         for block in (1 << 20, 1 << 12, 1):
             try:
