@@ -10,6 +10,7 @@ created with ``open(..., "x")``, so the result has the user's umask (not ``mkste
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -45,8 +46,12 @@ def atomic_output(path: str | Path, mode: str = "wb", *, fsync: bool = False,
             if fsync:
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        err.filename = str(path)  # name the file being written, not the hidden temporary one
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. a folder made read-only meanwhile
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = False) -> Path:
@@ -95,6 +100,62 @@ def file_lock(path: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+# What a write fault means, and what to do about it: (cause, fix) by errno.
+WRITE_FAULTS: dict[int, tuple[str, str]] = {
+    errno.ENOSPC: ("no space left on the device", "free space there"),
+    errno.EDQUOT: ("the disk quota is exhausted", "free space there"),
+    errno.EROFS: ("the file system is read-only", "use a writable folder"),
+    errno.EACCES: ("permission denied", "use a folder you can write to"),
+    errno.EPERM: ("operation not permitted", "use a folder you can write to"),
+}
+
+
+def is_write_fault(err: BaseException) -> bool:
+    """A full, read-only or forbidden file system (not a bug: a message, not a traceback)."""
+    return isinstance(err, OSError) and err.errno in WRITE_FAULTS
+
+
+def write_fault_message(err: OSError, what: str, path: str | Path, elsewhere: str = "") -> str:
+    """One line: what could not be written, where, why, and what to do.
+
+    ``elsewhere`` is the other way out, e.g. "choose another --out".
+    """
+    cause, fix = WRITE_FAULTS.get(err.errno or 0, (err.strerror or str(err), "check the folder"))
+    todo = f"{fix}, or {elsewhere}" if elsewhere else fix
+    return f"cannot write {what} {path}: {cause}; {todo}"
+
+
+def check_writable_folder(path: str | Path, what: str, option: str) -> Path:
+    """Create ``path`` if needed and prove it writable with a probe file, or raise
+    ``NotWritableError`` naming the folder, the cause and ``option`` (the flag that moves it).
+
+    An existing file in the way, a read-only or forbidden folder, or one that cannot be
+    created all fail here, before any work.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise NotWritableError(f"{what} {path} is an existing file, not a folder; "
+                               f"pass {option} with a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = temporary_path(path / "write-probe")
+        with open(probe, "xb"):
+            pass
+        probe.unlink()
+    except OSError as err:
+        if isinstance(err, FileExistsError | NotADirectoryError):
+            raise NotWritableError(f"{what} {path} cannot be created: a part of that path is "
+                                   f"a file; pass {option} with a folder path") from err
+        cause, fix = WRITE_FAULTS.get(err.errno or 0, (err.strerror or str(err), "check it"))
+        raise NotWritableError(f"{what} {path} is not writable: {cause}; {fix}, or pass "
+                               f"{option} with another folder") from err
+    return path
+
+
+class NotWritableError(ValueError):
+    """A folder cxrbench must write into cannot be written (the message says what to do)."""
 
 
 def sha256_file(path: str | Path) -> str:

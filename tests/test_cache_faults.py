@@ -11,65 +11,39 @@ from __future__ import annotations
 
 import errno
 import pickle
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from data_helpers import run_cli, run_main
+from fs_helpers import fill, leftovers, mounted_tmpfs
 
 from cxrbench.data import CacheWriteError, ImageCache, load_dataset
 from cxrbench.data import shards as shards_mod
 
 
-def _mount_tmpfs(where: Path, options: str) -> None:
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-                              capture_output=True, text=True)
-    except FileNotFoundError:
-        pytest.skip("no mount command here; the fault-injection tests cover the same errors")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); "
-                    "the fault-injection tests cover the same errors")
-
-
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 2 MB tmpfs, unmounted afterwards (needs root, or a container that allows it)."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    _mount_tmpfs(mnt, "size=2m")
-    try:
+    with mounted_tmpfs(tmp_path / "mnt", "2m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-
-
-def _fill(mnt: Path, leave: int) -> None:
-    """Fill the file system but ``leave`` bytes."""
-    free = shutil.disk_usage(mnt).free
-    with open(mnt / "filler.bin", "wb") as fh:
-        fh.write(bytes(max(0, free - leave)))
-
-
-def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*.tmp"))
 
 
 def test_full_tmpfs_cache_is_exit_2_with_a_message(synthetic_root: Path, small_tmpfs: Path,
                                                   tmp_path: Path) -> None:
     cache = small_tmpfs / "cache"
-    _fill(small_tmpfs, leave=16 * 1024)  # the file-hash index fits; the images do not
+    fill(small_tmpfs, leave=16 * 1024)  # the file-hash index fits; the images do not
     done = run_cli(synthetic_root, tmp_path / "out", cache, "--cache-dir", str(cache))
     assert done.returncode == 2, done.stderr
     assert "Bus error" not in done.stderr and "Traceback" not in done.stderr
-    assert (f"cxrbench: error: cannot write the image cache in {cache}/images/32x1: no space "
+    # The space the whole cache needs is checked before any image is decoded (the run's
+    # check names the cache folder; each shard's own check names its shape's folder).
+    assert (f"cxrbench: error: cannot write the image cache in {cache}: no space "
             "left on the device (needs about ") in done.stderr
     assert ("free); free space there, or point --cache-dir (or CXRBENCH_CACHE_DIR) at another "
             "disk") in done.stderr
-    assert _leftovers(small_tmpfs) == []
+    assert leftovers(small_tmpfs) == []
     # Room made: the same command succeeds.
     (small_tmpfs / "filler.bin").unlink()
     again = run_cli(synthetic_root, tmp_path / "out", cache, "--cache-dir", str(cache),
@@ -82,25 +56,21 @@ def test_allocation_on_a_full_tmpfs_fails_cleanly(synthetic_root: Path, small_tm
     """Past the free-space check (e.g. another process filled the disk meanwhile)."""
     monkeypatch.setattr("cxrbench.data.cache.check_free_space", lambda folder, needed: None)
     records = load_dataset(synthetic_root).records
-    _fill(small_tmpfs, leave=8 * 1024)
+    fill(small_tmpfs, leave=8 * 1024)
     with pytest.raises(CacheWriteError, match="no space left on the device") as err:
         ImageCache(small_tmpfs / "c").load(records, 64, 3)
     assert err.value.errno == errno.ENOSPC
-    assert _leftovers(small_tmpfs) == []
+    assert leftovers(small_tmpfs) == []
 
 
 def test_read_only_cache_is_exit_2_with_a_message(synthetic_root: Path, tmp_path: Path) -> None:
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    _mount_tmpfs(mnt, "size=2m,ro")
-    try:
+    with mounted_tmpfs(tmp_path / "ro", "2m", read_only=True) as mnt:
         done = run_cli(synthetic_root, tmp_path / "out", mnt, "--cache-dir", str(mnt))
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
     assert done.returncode == 2, done.stderr
-    assert (f"cxrbench: error: cannot write the image cache in {mnt}/images/32x1: the file "
-            "system is read-only (needs about ") in done.stderr
-    assert "use a writable folder, or point --cache-dir" in done.stderr
+    # Refused before the data is read: the run checks that its cache folder is writable.
+    assert (f"cxrbench: error: cache folder {mnt} is not writable: the file system is "
+            "read-only; use a writable folder, or pass --cache-dir with another folder"
+            ) in done.stderr
 
 
 @pytest.mark.parametrize(("code", "what"), [
@@ -120,7 +90,7 @@ def test_injected_write_faults_through_the_cli(synthetic_root: Path, tmp_path: P
     assert done.returncode == 2
     assert f"cannot write the image cache in {cache}/images/32x1: {what} (needs about " in (
         done.stderr)
-    assert _leftovers(cache) == [] and not list(cache.rglob("*.npy"))
+    assert leftovers(cache) == [] and not list(cache.rglob("*.npy"))
 
 
 def test_without_fallocate_zeros_are_written(synthetic_root: Path, tmp_path: Path,

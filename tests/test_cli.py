@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -57,6 +58,70 @@ def test_param_override_and_bad_param(synthetic_root, tmp_path, capsys):
     code = main(["run", "--data", str(synthetic_root), "--models", "majority",
                  "--param", "other.x=1", "--out", str(tmp_path / "o2")])
     assert code == 2 and "not in this run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("param", "message"), [
+    ("hog_svm.cell_size=8", "hog_svm has no parameter 'cell_size'. Did you mean: cells? Valid "
+                            "parameters: C, cells, cv_folds, gamma, kernels, seed, tune_samples"),
+    ("pixels_logreg.pixels=3.7", "pixels_logreg: invalid value 3.7 for parameter 'pixels'; "
+                                 "allowed: an integer"),
+    ("pixels_logreg.C=abc", "--param 'pixels_logreg.C=abc': 'abc' is not a JSON value"),
+    ("pixels_logreg.C=NaN", "NaN is not a JSON number"),
+    ("majority.seed=3", "majority: seed is set by --seeds (or the suite's seeds), not as a "
+                        "parameter"),
+])
+def test_bad_params_are_exit_2_before_the_data_is_read(tmp_path, capsys, param, message):
+    model = param.partition(".")[0]
+    code = main(["run", "--data", str(tmp_path / "no-data-here"), "--models", model,
+                 "--param", param, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err
+    assert "does not exist" not in err and not (tmp_path / "o").exists()
+
+
+def test_a_plugin_whose_modules_are_missing_is_exit_2_before_the_data_is_read(
+        tmp_path, capsys, monkeypatch):
+    """cnn_seed where Keras and TensorFlow are not installed (None in sys.modules marks a
+    module that must not be imported): the run names what to install, before any work."""
+    import sys
+
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    for module in ("keras", "tensorflow"):
+        monkeypatch.setitem(sys.modules, module, None)
+    code = main(["run", "--data", str(tmp_path / "no-data-here"), "--models",
+                 "majority,cnn_seed", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert ("cnn_seed needs keras, tensorflow, not installed here. Install with: pip install "
+            "'cxrbench[deep]'") in err
+    assert "does not exist" not in err and not (tmp_path / "o").exists()
+
+
+def test_param_examples_in_the_docs_name_real_parameters():
+    """Every `--param` and suite `params` example in run --help, the README and the suite
+    docs is valid for its plugin (the old `hog_svm.cell_size=8` was not)."""
+    import re
+    import tomllib
+
+    from cxrbench.cli.run import EXAMPLES, parse_param_overrides
+    from cxrbench.plugins.contract import validate_params
+    from cxrbench.plugins.registry import get_model_class
+    from cxrbench.run import suites
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    # Its code blocks and the examples of `--param`'s syntax; elsewhere (the bad-input table,
+    # the validation paragraph) it quotes wrong values on purpose.
+    blocks = re.findall(r"^```\w*\n(.*?)^```", readme, re.S | re.M)
+    syntax = re.findall(r"VALUE is JSON, e\.g\.(.*?)\),", readme, re.S)
+    assert syntax, "the README's --param syntax examples moved"
+    texts = EXAMPLES + "\n".join(blocks + syntax) + (suites.__doc__ or "")
+    found = [f for f in re.findall(r"--param '?([\w.]+=(?:\S+?))'?(?=[\s`)]|$)", texts)
+             if not f.startswith("MODEL.KEY")]
+    assert len(found) >= 3, found
+    for model, params in parse_param_overrides(found).items():
+        validate_params(get_model_class(model), params)
+    for table in re.findall(r"^\s*params = (\{.*?\})", texts, re.M):
+        validate_params(get_model_class("hog_svm"), tomllib.loads(f"p = {table}")["p"])
 
 
 @pytest.mark.parametrize(("option", "message"), [

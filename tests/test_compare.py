@@ -157,11 +157,47 @@ def test_other_machine_warns_but_compares():
     assert "hostname" in text and "cpu_count" in text and "numpy 2.0 -> 2.1" in text
 
 
-def test_added_and_removed_models_are_not_failures():
+def test_an_added_model_is_not_a_failure_a_missing_one_is():
     comparison = compare_results(BASE, results(record("hog_svm"), record("hog_xgboost")))
-    assert comparison.exit_code == 0
     assert {m.model: m.status for m in comparison.models} == {
-        "hog_svm": "compared", "cnn_seed": "removed", "hog_xgboost": "added"}
+        "hog_svm": "compared", "cnn_seed": "missing", "hog_xgboost": "added"}
+    assert comparison.exit_code == 1
+    assert comparison.regressions == ["cnn_seed: missing from the candidate (it succeeded in "
+                                      "the baseline: cnn_seed[seed=0])"]
+    # A model that failed in the baseline may go: noted, not a failure.
+    base = results(record("hog_svm"), record("cnn_seed", status="error"))
+    comparison = compare_results(base, results(record("hog_svm")))
+    assert comparison.exit_code == 0 and comparison.models[1].status == "removed"
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
+@pytest.mark.parametrize("how", ["missing", "no ok records", "no metrics"])
+def test_cli_fails_when_a_baseline_model_is_missing_or_empty(tmp_path, capsys, how, strict):
+    candidate = {
+        "missing": results(record("hog_svm")),
+        "no ok records": results(record("hog_svm"), record("cnn_seed", status="error")),
+        "no metrics": results(record("hog_svm"), record(
+            "cnn_seed", **{k: None for k in SCORES})),
+    }[how]
+    base = _write(tmp_path / "base.json", copy.deepcopy(BASE))
+    cand = _write(tmp_path / "cand.json", candidate)
+    md = tmp_path / "summary.md"
+    code = main(["compare", base, cand, "--markdown", str(md), *(["--strict"] if strict else [])])
+    assert code == 1
+    out = capsys.readouterr()
+    expected = {"missing": "cnn_seed: missing from the candidate",
+                "no ok records": "cnn_seed: cnn_seed[seed=0] error",
+                "no metrics": "cnn_seed: no test scores in the candidate"}[how]
+    assert expected in out.out and "exit 1: 1 REGRESSION(S)" in out.err
+    assert f"- {expected}" in md.read_text().replace("\\", "")
+    assert "| cnn\\_seed |" not in md.read_text()  # an underscore inside a name stays as it is
+
+
+def test_a_metric_lost_in_the_candidate_is_a_regression():
+    candidate = results(record("hog_svm"), record("cnn_seed"))
+    del candidate["records"][1]["metrics"]["test"]["roc_auc"]
+    assert regressions_of(BASE, candidate) == [
+        "cnn_seed: roc_auc 0.900 -> missing (not recorded, or undefined, in the candidate)"]
 
 
 def test_model_failing_in_candidate_is_a_regression():

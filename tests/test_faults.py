@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 from helpers import records_by_job
+from process_helpers import start_run, wait_for_records
 
 from cxrbench.cli import main
 from cxrbench.cli.run import interrupted_exit_code, parse_timeouts
@@ -28,12 +29,6 @@ from cxrbench.run.harness import (
     run_benchmark,
     sigterm_as_interrupt,
 )
-
-TESTS_DIR = Path(__file__).parent
-# `cxrbench` with the fault plugins registered, for runs that a test kills.
-CLI_WITH_FAULTS = [sys.executable, "-c",
-                   "import sys, fault_plugins; from cxrbench.cli import main; "
-                   "sys.exit(main(sys.argv[1:]))"]
 
 
 def job_processes() -> list[psutil.Process]:
@@ -73,32 +68,6 @@ def test_timeout_spec_per_model_and_default():
     for bad in ("soon", "hog_svm=-1", "0"):
         with pytest.raises(ValueError, match="--timeout"):
             parse_timeouts(bad)
-
-
-def start_run(out: Path, data: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen(
-        [*CLI_WITH_FAULTS, "run", "--data", str(data), "--out", str(out), *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def wait_for_records(proc: subprocess.Popen, results: Path, n: int, timeout_s: float = 90) -> int:
-    """Poll results.json until it holds ``n`` records; returns how many it holds."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended early ({proc.returncode}): {proc.communicate()[1]}")
-        try:
-            count = len(json.loads(results.read_text())["records"])
-        except (FileNotFoundError, ValueError, KeyError):  # not written yet (never half-written)
-            count = 0
-        if count >= n:
-            return count
-        time.sleep(0.05)
-    proc.kill()
-    pytest.fail(f"no {n} record(s) in {results} after {timeout_s} s")
 
 
 @pytest.mark.slow

@@ -211,13 +211,14 @@ def test_statistics_are_computed_once_per_run_not_per_record(synthetic_root, tmp
     """Each record is saved as it finishes, without its 2000-resample bootstrap; summary and
     statistics are computed once, when the run ends."""
     import cxrbench.run.harness as harness
+    import cxrbench.run.output as output
 
     calls, writes = [], []
-    real_with_statistics, real_write = harness.with_statistics, harness.write_results
+    real_with_statistics, real_write = harness.with_statistics, output.write_results
     monkeypatch.setattr(harness, "with_statistics",
                         lambda results: calls.append(len(results["records"]))
                         or real_with_statistics(results))
-    monkeypatch.setattr(harness, "write_results",
+    monkeypatch.setattr(output, "write_results",
                         lambda path, results: writes.append("statistics" in results)
                         or real_write(path, results))
     outcome = run_benchmark(config(synthetic_root, tmp_path / "o", seeds=(0, 1, 2)))

@@ -20,7 +20,8 @@ from cxrbench.export import DEFAULT_EXPERIMENT
 from cxrbench.results.io import read_results
 from cxrbench.results.leaderboard import leaderboard
 from cxrbench.results.regression import Comparison, compare_results
-from cxrbench.run.harness import REPORT_FILE, RESULTS_FILE, RunOutcome
+from cxrbench.run.harness import RunOutcome
+from cxrbench.run.output import REPORT_FILE, RESULTS_FILE
 from cxrbench.scoring.metrics import METRICS, TIMING_DIRECTIONS
 from cxrbench.stats import with_statistics
 

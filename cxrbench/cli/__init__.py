@@ -52,6 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # a full, read-only or forbidden disk: a message, not a traceback
+        from cxrbench.files import is_write_fault, write_fault_message
+
+        if not is_write_fault(err):
+            raise
+        print(f"cxrbench: error: {write_fault_message(err, 'file', err.filename or '?')}",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

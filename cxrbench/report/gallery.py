@@ -1,6 +1,7 @@
 """Test images in the report: the gallery of each top model's most confident errors.
 
-Images are read from ``data_root / record_id`` once each (:class:`ImageStore`): a small JPEG
+Images are read from ``data_root / record_id``, never from outside the data root (the ids come
+from a results file, which may be crafted), once each (:class:`ImageStore`): a small JPEG
 thumbnail goes inline, a larger copy into the report's embedded data for the click-to-enlarge
 view (so an image shown in both the gallery and the hard cases is stored once). When the data
 is not reachable the gallery says so and the report is written without it.
@@ -67,7 +68,7 @@ class ImageStore:
         from PIL import Image
 
         try:
-            with Image.open(self.root / record_id) as image:
+            with Image.open(path_inside(self.root, record_id)) as image:
                 image.draft("L", (LARGE_PX, LARGE_PX))
                 gray = image.convert("L")
                 self._thumbs[record_id] = _jpeg_data_uri(gray, THUMBNAIL_PX)
@@ -76,6 +77,15 @@ class ImageStore:
             self.unreadable += 1
             self._thumbs[record_id] = None
         return self._thumbs[record_id]
+
+
+def path_inside(root: Path, record_id: str) -> Path:
+    """``root / record_id``, or OSError when the id would leave the data root (an absolute
+    path, a ``..`` part)."""
+    parts = Path(record_id).parts
+    if not parts or Path(record_id).is_absolute() or ".." in parts:
+        raise OSError(f"evaluation id {record_id!r} is not a path inside the data root")
+    return root / record_id
 
 
 def worst_errors(

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from cxrbench.files import atomic_write_text
+from cxrbench.report.markdown import code_span, escape_markdown
 
 MARKDOWN_COLUMNS = (
     ("roc_auc", "ROC AUC", 3), ("accuracy", "Accuracy", 3), ("recall", "Sensitivity", 3),
@@ -41,10 +42,6 @@ def _p_value(p: float | None) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
-def _escape(text: str) -> str:
-    return str(text).replace("|", "\\|")
-
-
 def leaderboard_markdown(results: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """A Markdown leaderboard with intervals, the best model marked, failures listed."""
     data = (results.get("provenance") or {}).get("data", {})
@@ -57,17 +54,21 @@ def leaderboard_markdown(results: dict[str, Any], rows: list[dict[str, Any]]) ->
     if run.get("status") != "complete":
         lines += [f"> Run status: **{run.get('status')}** ({len(results['records'])} "
                   "record(s) so far); the numbers may change.", ""]
+    small = results.get("small_data") or {}
+    if small.get("flagged"):
+        lines += ["> **Small data**: " + escape_markdown("; ".join(small.get("reasons") or [])),
+                  ""]
     test = (results.get("evaluation") or {}).get("test") or {}
     lines.append(f"Test split: {len(test.get('labels') or [])} images, "
                  f"{len(set(test.get('groups') or []))} patients; decision threshold rule "
-                 f"`{run.get('threshold_rule')}` (chosen on validation). "
-                 f"Split `{str((results.get('split') or {}).get('sha256', ''))[:12]}`.")
+                 f"{code_span(run.get('threshold_rule'))} (chosen on validation). "
+                 f"Split {code_span(str((results.get('split') or {}).get('sha256', ''))[:12])}.")
     lines.append("")
     header = ["Model", "Seeds"] + [label for _, label, _ in MARKDOWN_COLUMNS] + ["vs best"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
     for row in rows:
-        name = _escape(row["model"])
+        name = escape_markdown(row["model"])
         if row.get("best"):
             name = f"**{name}** ◆"
         elif row.get("not_worse"):
@@ -88,8 +89,8 @@ def leaderboard_markdown(results: dict[str, Any], rows: list[dict[str, Any]]) ->
         for r in failed:
             err = r.get("error") or {}
             message = str(err.get("message", "")).splitlines()[0][:200] if err else ""
-            lines.append(f"- `{r['job_id']}`: {r['status']} {err.get('type', '')}: "
-                         f"{_escape(message)}")
+            lines.append(f"- {code_span(r['job_id'])}: {escape_markdown(r['status'])} "
+                         f"{escape_markdown(err.get('type', ''))}: {escape_markdown(message)}")
     return "\n".join(lines) + "\n"
 
 

@@ -8,9 +8,11 @@ difference (both files hold test predictions on the same images), else of the ca
 bootstrap interval (computed from its records, never read from its stored ``statistics``);
 with two or more seeds on each side, 1.96 standard errors of the difference of the seed means
 are added (in quadrature). Timings use the seed spread only. A model whose jobs succeeded in
-the baseline and fail in the candidate regresses too. Runs on different data, split plans or
-threshold rules are refused (exit 2; rules compare by meaning: "0.5" is "fixed:0.5"); a
-different machine or backend is a warning.
+the baseline regresses too when they fail in the candidate, when it is missing from the
+candidate, or when its candidate records hold no scores (a metric defined in the baseline and
+missing or undefined in the candidate is a regression of that metric). Runs on different data,
+split plans or threshold rules are refused (exit 2; rules compare by meaning: "0.5" is
+"fixed:0.5"); a different machine or backend is a warning.
 
     comparison = compare_files("results/baseline.json", "out/results.json")
     print(comparison.regressions); sys.exit(comparison.exit_code)
@@ -145,7 +147,7 @@ class MetricDelta:
 @dataclass
 class ModelComparison:
     model: str
-    status: str  # compared | added | removed | failed | fixed | failed in both
+    status: str  # compared | added | missing | removed | failed | empty | fixed | failed in both
     seeds: list[int] = field(default_factory=list)
     deltas: list[MetricDelta] = field(default_factory=list)
     failed_jobs: list[str] = field(default_factory=list)  # ok in baseline, failing now
@@ -155,7 +157,10 @@ class ModelComparison:
     def regressions(self) -> list[str]:
         out = [f"{self.model}: {job}" for job in self.failed_jobs]
         for d in self.deltas:
-            if d.status == "regression":
+            if d.status == "regression" and d.candidate is None:
+                out.append(f"{self.model}: {d.metric} {_fmt(d.baseline)} -> missing (not "
+                           "recorded, or undefined, in the candidate)")
+            elif d.status == "regression":
                 out.append(f"{self.model}: {d.metric} {_fmt(d.baseline)} -> {_fmt(d.candidate)} "
                            f"(worse by {_fmt(d.worse_by)}; allowed {_fmt(d.allowed)}, "
                            f"noise {_fmt(d.noise)} from {d.noise_source})")
@@ -241,8 +246,9 @@ def machine_warnings(baseline: dict[str, Any], candidate: dict[str, Any]) -> lis
     for which, results in (("baseline", baseline), ("candidate", candidate)):
         status = results["run"].get("status")
         if status not in (None, "complete"):
-            warnings.append(f"the {which} run is {status!r}, not complete: missing models are "
-                            "reported as added or removed")
+            warnings.append(f"the {which} run is {status!r}, not complete: models it lacks "
+                            + ("fail the comparison" if which == "candidate"
+                               else "are reported as added"))
     return warnings
 
 
@@ -351,9 +357,8 @@ def compare_metric(metric: str, base: list[float] | None, cand: list[float] | No
     noise, source = (_noise(base or [], cand or [], half_width, half_width_source)
                      if use_noise else (0.0, "off"))
     if b is None or c is None:
-        worse_by = None
-        lost = b is not None and cand is not None and tolerance.gated
-        status = "regression" if lost else "undefined"
+        worse_by = None  # a baseline value lost in the candidate (missing or NaN) regresses
+        status = "regression" if b is not None and tolerance.gated else "undefined"
     else:
         worse_by = (b - c) if higher_is_better(metric) else (c - b)
         if worse_by <= 0:
@@ -431,7 +436,24 @@ def compare_model(model: str, base_recs: list[dict[str, Any]], cand_recs: list[d
         result.deltas.append(compare_metric(
             metric, _seed_values(b_recs, split, metric), _seed_values(c_recs, split, metric),
             tolerances[metric], half, source, use_noise=use_noise))
+    scores = [d for d in result.deltas if d.metric not in TIMING_DIRECTIONS
+              and d.baseline is not None]
+    if scores and all(d.candidate is None for d in scores):  # one line, not one per metric
+        result.status = "empty"
+        result.failed_jobs.append(f"no {split} scores in the candidate: its successful "
+                                  f"record(s) {[r['job_id'] for r in c_recs]} hold no metrics")
+        for d in scores:
+            d.status = "undefined"
     return result
+
+
+def missing_model(model: str, base_recs: list[dict[str, Any]]) -> ModelComparison:
+    """A baseline model the candidate does not have: a regression if it succeeded before."""
+    ok = [r["job_id"] for r in base_recs if r["status"] == "ok"]
+    if not ok:
+        return ModelComparison(model, "removed", notes=["failed in the baseline, absent now"])
+    return ModelComparison(model, "missing", failed_jobs=[
+        f"missing from the candidate (it succeeded in the baseline: {', '.join(ok)})"])
 
 
 def compare_results(
@@ -470,7 +492,7 @@ def compare_results(
         statistics = with_statistics(candidate)["statistics"]
     for model in [*base, *(m for m in cand if m not in base)]:
         if model not in cand:
-            comparison.models.append(ModelComparison(model, "removed"))
+            comparison.models.append(missing_model(model, base[model]))
         elif model not in base:
             comparison.models.append(ModelComparison(model, "added"))
         else:

@@ -1,8 +1,9 @@
 """The results file's schema, as types: what every field of the file and of a record holds.
 
 ``schema_version`` 1. The file is JSON; undefined numbers (a metric on one class, NaN) are
-stored as ``null``. ``summary`` and ``statistics`` are derived from the records
-(``cxrbench.stats.with_statistics``): readers recompute them rather than trust stored copies.
+stored as ``null``. ``summary``, ``statistics`` and ``small_data`` are derived from the records
+(``cxrbench.stats.with_statistics``): readers recompute them rather than trust stored copies,
+and files written before a derived section existed still read.
 ``cxrbench.results.validate`` checks a parsed file against these types and ranges.
 """
 
@@ -180,6 +181,14 @@ class EvaluationSplit(TypedDict):
     groups: list[str]  # patient ids: the bootstrap's resampling unit
 
 
+class SmallData(TypedDict):
+    """Derived (``cxrbench.stats.small_data``): splits too small for the numbers to mean much."""
+
+    flagged: bool
+    min_images_per_class: int  # val or test with fewer images of a class is flagged
+    reasons: list[str]  # one sentence each: which split or model, and why
+
+
 class ResultsFile(TypedDict):
     schema_version: int
     run: Run
@@ -190,4 +199,5 @@ class ResultsFile(TypedDict):
     evaluation: NotRequired[dict[str, EvaluationSplit]]  # "val" and "test"
     summary: NotRequired[dict[str, Any]]  # derived: cxrbench.stats.summarize
     statistics: NotRequired[dict[str, Any]]  # derived: cxrbench.stats.compute_statistics
+    small_data: NotRequired[SmallData]  # derived: cxrbench.stats.small_data (absent in older files)
     data_audit: NotRequired[dict[str, Any]]

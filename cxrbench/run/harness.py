@@ -1,20 +1,23 @@
 """The harness: one split plan, every plugin x seed on it, each record saved as it finishes.
 
-Steps, one function each: validate the configuration -> load the data -> plan the split and
-the jobs, and build the image cache once per input shape (``cxrbench.run.plan``) -> open the
-results (new, or resumed) -> execute the jobs, writing results.json atomically after every
-record -> finish: summary and statistics computed once, the final results and report.html
-written. An interrupted run
-(Ctrl-C or SIGTERM) keeps what it finished and writes its partial report; a SIGKILLed one
-keeps every record written before the kill (writes are atomic). ``resume=True`` skips
-finished jobs. ``run_benchmark`` returns a ``RunOutcome``; the CLI maps it to an exit code.
+Steps, one function each: validate the configuration and the folders it names -> lock the
+output folder for the life of the run (``cxrbench.run.lock``: a second run on it fails at
+once) -> check an existing results file (refused, or read to resume) -> load the data -> plan
+the split and the jobs, and build the image cache once per input shape
+(``cxrbench.run.plan``) -> only now, the run accepted, write into the output folder
+(``cxrbench.run.output``): the split plan, then results.json after every record -> finish:
+summary and statistics computed once, the final results and report.html written. An
+interrupted run (Ctrl-C or SIGTERM) keeps what it finished and writes its partial report; a
+SIGKILLed one keeps every record written before the kill (writes are atomic); a full,
+read-only or forbidden output folder stops the run with one line saying what to do, its
+finished records kept. ``resume=True`` skips finished jobs. ``run_benchmark`` returns a
+``RunOutcome``; the CLI maps it to an exit code.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -24,23 +27,30 @@ from typing import Any, Literal
 
 import numpy as np
 
-from cxrbench import __version__
 from cxrbench.data import DataError, Dataset, ImageCache, default_cache_dir, load_dataset
-from cxrbench.plugins.registry import get_card
-from cxrbench.provenance import collect_provenance, cpu_model, git_info, utc_now
-from cxrbench.results.io import ResultsError, read_results, write_results
-from cxrbench.results.schema import SCHEMA_VERSION
+from cxrbench.files import (
+    NotWritableError,
+    check_writable_folder,
+    is_write_fault,
+    write_fault_message,
+)
+from cxrbench.plugins.contract import ParameterError, validate_params
+from cxrbench.plugins.registry import (
+    MissingRequirementsError,
+    check_requirements,
+    get_model_class,
+)
+from cxrbench.provenance import utc_now
 from cxrbench.run.config import RunConfig
 from cxrbench.run.executors import Executor, ExecutorError, make_executor
 from cxrbench.run.jobs import Job
+from cxrbench.run.lock import OutputLock
+from cxrbench.run.output import OutputWriteError, RunOutput
 from cxrbench.run.plan import RunError, build_jobs, plan_split, prepare_cache
-from cxrbench.scoring.thresholds import canonical_rule
+from cxrbench.run.session import check_resumable, existing_results, new_results, resume_results
 from cxrbench.splits import SplitPlan
 from cxrbench.stats import with_statistics
-
-RESULTS_FILE = "results.json"
-SPLIT_FILE = "split_plan.json"
-REPORT_FILE = "report.html"
+from cxrbench.stats.small_data import split_size_reasons, undefined_resample_reasons
 
 
 class RunTerminated(KeyboardInterrupt):
@@ -94,17 +104,35 @@ def _log(message: str) -> None:
 
 
 # ------------------------------------------------------------------------------------- validate
-def _validate(config: RunConfig) -> Path:
-    """Checks what the configuration cannot check alone; returns the results path."""
+def _validate(config: RunConfig, cache_dir: Path) -> None:
+    """Checks what the configuration cannot check alone, before any data is read: model
+    names, every hyperparameter against its plugin's declared type and range (converted in
+    place, e.g. 4.0 -> 4 for an int), the modules each plugin requires (here, unless jobs run
+    on Dask workers), and that the cache and output folders can be written."""
+    problems = []
     for spec in config.models:
-        get_card(spec.name)  # unknown names fail before any work
-    results_path = config.out_dir / RESULTS_FILE
-    if results_path.exists() and not (config.resume or config.overwrite):
-        raise RunError(
-            f"{results_path} already exists: pass --resume to continue it, "
-            "--overwrite to replace it, or choose another --out"
-        )
-    return results_path
+        cls = get_model_class(spec.name)  # unknown names fail before any work
+        if "seed" in spec.params:
+            problems.append(f"{spec.name}: seed is set by --seeds (or the suite's seeds), "
+                            "not as a parameter")
+            continue
+        try:
+            spec.params = validate_params(cls, spec.params)
+        except ParameterError as err:
+            problems.append(str(err))
+    if problems:
+        raise RunError(problems[0] if len(problems) == 1 else f"{len(problems)} invalid "
+                       "parameters:\n" + "\n".join(f"- {p}" for p in problems))
+    if config.executor != "dask":  # Dask workers may have what this client lacks (a GPU box)
+        try:
+            check_requirements(spec.name for spec in config.models)
+        except MissingRequirementsError as err:
+            raise RunError(str(err)) from err
+    try:
+        check_writable_folder(cache_dir, "cache folder", "--cache-dir")
+        check_writable_folder(config.out_dir, "output folder", "--out")
+    except NotWritableError as err:
+        raise RunError(str(err)) from err
 
 
 # ------------------------------------------------------------------------------------ load data
@@ -116,135 +144,106 @@ def _load_data(config: RunConfig, cache_dir: Path) -> Dataset:
         raise RunError(str(err)) from err
 
 
-# --------------------------------------------------------------------------------- open results
-def _evaluation_section(dataset: Dataset, plan: SplitPlan, failed: set[str]) -> dict[str, Any]:
-    records = dataset.records.set_index("record_id")
-    section = {}
-    for split in ("val", "test"):
-        ids = [i for i in plan.ids(split) if i not in failed]
-        section[split] = {
-            "ids": ids,
-            "labels": records.loc[ids, "label"].astype(int).tolist(),
-            "groups": records.loc[ids, "patient_id"].astype(str).tolist(),
-        }
-    return section
-
-
-def _start_results(config: RunConfig, dataset: Dataset, plan: SplitPlan,
-                   failed: set[str]) -> dict[str, Any]:
-    provenance = collect_provenance()
-    provenance["data"] = {
-        "path": str(dataset.root),
-        "kind": dataset.kind,
-        "data_hash": dataset.data_hash,
-        "synthetic": dataset.synthetic,
-        "n_records": len(dataset.records),
-        "unreadable": sorted(failed),
-    }
-    provenance["split_sha256"] = plan.sha256
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "cxrbench", "version": __version__},
-        "run": {
-            "models": [spec.name for spec in config.models],
-            "seeds": list(config.seeds),
-            "threshold_rule": str(config.threshold_rule),
-            "suite": config.suite,
-            "executor": config.executor,
-            "command": config.command,
-            "status": "running",
-            "started": utc_now(),
-            "finished": None,
-        },
-        "provenance": provenance,
-        "split": {
-            "sha256": plan.sha256,
-            "seed": plan.seed,
-            "val_fraction": plan.val_fraction,
-            "strategy": plan.strategy,
-            "counts": plan.counts(dataset.records),
-            "file": SPLIT_FILE,
-        },
-        "evaluation": _evaluation_section(dataset, plan, failed),
-        "records": [],
-    }
-
-
-def _previous_results(path: Path, config: RunConfig, dataset: Dataset,
-                      plan: SplitPlan) -> dict[str, Any]:
-    """The results file to resume, checked against this run's data, split plan and rule."""
+def _prepare_cache(dataset: Dataset, plan: SplitPlan, cache_dir: Path, jobs: list[Job]
+                   ) -> set[str]:
+    """Every input shape the jobs need, decoded once, after checking that the cache's disk has
+    room for them; a cache that cannot be written is a message (the image cache's own error,
+    or one naming the folder), not a traceback."""
+    cache = ImageCache(cache_dir)
+    shapes = {(job.image_size, job.channels) for job in jobs}
     try:
-        previous = read_results(path)
-    except ResultsError as err:
-        raise RunError(f"cannot resume: {err} (The file was left as it is; to start the run "
-                       "again pass --overwrite, or choose another --out.)") from err
-    if previous["split"].get("sha256") != plan.sha256:
-        raise RunError(
-            f"cannot resume {path}: it was made on another split plan "
-            f"({str(previous['split'].get('sha256', '?'))[:12]} != {plan.sha256[:12]}); "
-            "use a new --out folder"
-        )
-    if (previous["provenance"].get("data") or {}).get("data_hash") != dataset.data_hash:
-        raise RunError(f"cannot resume {path}: the data changed since it was written")
-    rule = previous["run"].get("threshold_rule")
-    if rule is not None and canonical_rule(rule) != str(config.threshold_rule):
-        raise RunError(f"cannot resume {path}: it was run with threshold rule "
-                       f"{canonical_rule(rule)}, not {config.threshold_rule}; pass "
-                       f"--threshold-rule {canonical_rule(rule)} or use a new --out folder")
-    return previous
-
-
-def _resume(previous: dict[str, Any], config: RunConfig) -> tuple[dict[str, Any], dict]:
-    """Continue ``previous``: failed jobs are tried again, finished ones kept as they are.
-
-    The session records who continued the run, where and at which commit (it may have moved
-    since the file was started), and which jobs it ran.
-    """
-    results = {k: v for k, v in previous.items() if k not in ("summary", "statistics")}
-    results["records"] = [r for r in previous["records"] if r["status"] == "ok"]
-    results["run"]["status"] = "running"
-    results["run"]["threshold_rule"] = str(config.threshold_rule)  # older files: "0.5"
-    session: dict[str, Any] = {"started": utc_now(), "command": config.command,
-                               "hostname": socket.gethostname(), "cpu_model": cpu_model(),
-                               "git": git_info(), "jobs": []}
-    results["run"].setdefault("resumed", []).append(session)
-    return results, session
+        cache.check_space(dataset.records, shapes)  # before any image is decoded
+        return prepare_cache(dataset, plan, cache, shapes)
+    except DataError as err:
+        raise RunError(str(err)) from err
+    except OSError as err:
+        if not is_write_fault(err):
+            raise
+        raise RunError(write_fault_message(
+            err, "the image cache", err.filename or cache_dir,
+            "pass --cache-dir (or set CXRBENCH_CACHE_DIR) on another disk")) from err
 
 
 # -------------------------------------------------------------------------------------- execute
 def _execute(executor: Executor, jobs: list[Job], results: dict[str, Any],
-             session: dict[str, Any] | None, results_path: Path,
+             session: dict[str, Any] | None, output: RunOutput,
              on_record: Callable[[dict[str, Any]], None] | None) -> int | None:
     """Runs the jobs, saving each record as it arrives (no statistics: those come once, at
-    the end). Returns the signal that interrupted the run, or None when every job ran."""
+    the end). Returns the signal that interrupted the run, or None when every job ran.
+    A fault writing the results (``OutputWriteError``) ends the run: see ``_stop_on_fault``."""
+    records = executor.run(jobs)
     try:
         with sigterm_as_interrupt():
-            for i, record in enumerate(executor.run(jobs), start=1):
+            for i, record in enumerate(records, start=1):
                 results["records"].append(record)
                 if session is not None:
                     session["jobs"].append(record["job_id"])
-                write_results(results_path, results)
+                output.write(results)
                 _log(_describe(record, i, len(jobs)))
                 if on_record is not None:
                     on_record(record)
     except KeyboardInterrupt as err:
         _log(f"interrupted ({str(err) or 'Ctrl-C'}): {len(results['records'])} record(s) kept "
-             f"in {results_path}; rerun with --resume to continue")
+             f"in {output.results_path}; rerun with --resume to continue")
         return interrupting_signal(err)
+    finally:
+        getattr(records, "close", lambda: None)()  # stops the executor's jobs and cluster
     return None
 
 
+def _stop_on_fault(err: OutputWriteError, results: dict[str, Any],
+                   session: dict[str, Any] | None, output: RunOutput,
+                   status: Literal["complete", "interrupted"]) -> RunError:
+    """The run cannot write its results: write them once more from the reserve, with
+    ``status``, and return the one-line error that says what happened and what to do."""
+    _mark_ended(results, session, status)
+    n = len(results["records"])
+    if output.rescue(results):
+        kept = (f"{n} record(s) kept in {output.results_path} (status {status}); "
+                + ("rerun with --resume once fixed" if status == "interrupted"
+                   else "`cxrbench report` recomputes its statistics once fixed"))
+    else:
+        kept = (f"{output.results_path} keeps its last complete state; rerun with --resume "
+                "once fixed")
+    return RunError(f"{err} ({kept})")
+
+
 # --------------------------------------------------------------------------------------- finish
-def _finish(results: dict[str, Any], session: dict[str, Any] | None, results_path: Path,
-            status: Literal["complete", "interrupted"]) -> dict[str, Any]:
-    """Marks the run ended, computes its summary and statistics once, writes the file."""
+def _mark_ended(results: dict[str, Any], session: dict[str, Any] | None,
+                status: Literal["complete", "interrupted"]) -> None:
     results["run"]["status"] = status
     results["run"]["finished"] = utc_now()
     if session is not None:
         session["finished"] = results["run"]["finished"]
+
+
+def _finish(results: dict[str, Any], session: dict[str, Any] | None, output: RunOutput,
+            status: Literal["complete", "interrupted"]) -> dict[str, Any]:
+    """Marks the run ended, computes its summary and statistics once, writes the file."""
+    _mark_ended(results, session, status)
     results = with_statistics(results)
-    write_results(results_path, results)
+    for reason in undefined_resample_reasons(results["statistics"]):
+        _log(f"warning: small data: {reason}")
+    try:
+        output.write(results)
+    except OutputWriteError as err:
+        raise _stop_on_fault(err, results, session, output, status) from err
     return results
+
+
+def _write_report(results: dict[str, Any], output: RunOutput, data_root: Path) -> Path:
+    from cxrbench.report import render_report
+
+    try:
+        return render_report(results, output.report_path, data_root=data_root)
+    except OSError as err:
+        if not is_write_fault(err):
+            raise
+        where = Path(err.filename) if err.filename else output.report_path
+        raise RunError(
+            write_fault_message(err, "the report", where, "choose another --out")
+            + f" ({output.results_path} holds the {results['run']['status']} run; "
+            f"`cxrbench report {output.results_path} -o FILE` renders it once fixed)") from err
 
 
 def run_benchmark(
@@ -252,49 +251,81 @@ def run_benchmark(
 ) -> RunOutcome:
     """Run the configured jobs; returns what happened (see ``RunOutcome``).
 
-    Raises ``RunError`` when the run cannot start (or its executor fails), before any job.
+    Raises ``RunError`` when the run cannot start (its output folder is in use or not
+    writable, bad data, a refused resume, ...), before writing anything in its output folder,
+    or when it cannot go on (its executor fails, its results cannot be written), with every
+    finished record kept.
     """
-    results_path = _validate(config)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    missing = _missing_folders(config.out_dir)
+    try:
+        _validate(config, cache_dir)
+        with OutputLock(config.out_dir, config.command) as lock:
+            if lock.note:
+                _log(f"note: {lock.note}")
+            output = RunOutput(config.out_dir)
+            try:
+                return _run_locked(config, cache_dir, output, on_record)
+            finally:
+                output.drop_reserve()
+    finally:
+        for folder in missing:  # a refused run leaves no empty folder it created
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    folder = folder.absolute()
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _run_locked(config: RunConfig, cache_dir: Path, output: RunOutput,
+                on_record: Callable[[dict[str, Any]], None] | None) -> RunOutcome:
+    previous = existing_results(config, output.results_path)
     dataset = _load_data(config, cache_dir)
     plan = plan_split(config, dataset)
-    previous = (_previous_results(results_path, config, dataset, plan)
-                if config.resume and results_path.exists() else None)
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    plan_path = plan.save(config.out_dir / SPLIT_FILE)  # after a resume has been accepted
-    jobs = build_jobs(config, dataset, plan, plan_path, cache_dir)
-    failed = prepare_cache(dataset, plan, ImageCache(cache_dir),
-                           {(job.image_size, job.channels) for job in jobs})
+    if previous is not None:
+        check_resumable(previous, output.results_path, config, dataset, plan)
+    jobs = build_jobs(config, dataset, plan, output.plan_path, cache_dir)
+    failed = _prepare_cache(dataset, plan, cache_dir, jobs)
     failed |= {s.record_id for s in dataset.skipped_of("unreadable")}  # for provenance
+    executor = make_executor(config.executor, timeout_s=config.timeout_s,
+                             **config.executor_options)  # a missing extra fails before writing
 
+    # Accepted: from here on the run writes into its output folder.
+    output.save_plan(plan)
     session = None
     if previous is not None:
-        results, session = _resume(previous, config)
+        results, session = resume_results(previous, config)
     else:
-        results = _start_results(config, dataset, plan, failed)
+        results = new_results(config, dataset, plan, failed)
+    for reason in split_size_reasons(results):
+        _log(f"warning: small data: {reason}")
     done = {r["job_id"] for r in results["records"]}
     jobs = [job for job in jobs if job.job_id not in done]
     if done:
         _log(f"resume: {len(done)} finished job(s) kept, {len(jobs)} to run")
-    executor = make_executor(config.executor, timeout_s=config.timeout_s,
-                             **config.executor_options)  # a missing extra fails before writing
-    write_results(results_path, results)
+    output.write(results)  # a fault here: nothing new to keep, the previous file is intact
     try:
-        signum = _execute(executor, jobs, results, session, results_path, on_record)
+        signum = _execute(executor, jobs, results, session, output, on_record)
     except ExecutorError as err:  # e.g. no Dask scheduler at the address: misuse
-        results = _finish(results, session, results_path, "interrupted")
-        raise RunError(f"{err} ({len(results['records'])} record(s) kept in {results_path}; "
-                       "rerun with --resume once fixed)") from err
-    results = _finish(results, session, results_path,
+        results = _finish(results, session, output, "interrupted")
+        raise RunError(f"{err} ({len(results['records'])} record(s) kept in "
+                       f"{output.results_path}; rerun with --resume once fixed)") from err
+    except OutputWriteError as err:
+        raise _stop_on_fault(err, results, session, output, "interrupted") from err
+    results = _finish(results, session, output,
                       "complete" if signum is None else "interrupted")
-    report_path = None
-    if config.report:
-        from cxrbench.report import render_report
-
-        report_path = render_report(results, config.out_dir / REPORT_FILE,
-                                    data_root=dataset.root)
+    report_path = _write_report(results, output, dataset.root) if config.report else None
     n_ok = sum(r["status"] == "ok" for r in results["records"])
-    return RunOutcome(results_path=results_path, report_path=report_path,
+    return RunOutcome(results_path=output.results_path, report_path=report_path,
                       status=results["run"]["status"], n_ok=n_ok,
                       n_failed=len(results["records"]) - n_ok, signal=signum)
 

@@ -14,7 +14,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psutil
@@ -25,6 +25,9 @@ from cxrbench.plugins.sources import PluginImport, ensure_model, load_plugins, p
 from cxrbench.provenance import utc_now
 from cxrbench.scoring.metrics import compute_metrics, confusion_counts
 from cxrbench.scoring.thresholds import ThresholdRule
+
+if TYPE_CHECKING:
+    from cxrbench.splits import SplitPlan
 
 PREDICTION_DECIMALS = 6
 
@@ -98,6 +101,24 @@ class PeakMemory:
     @property
     def peak_mb(self) -> float:
         return self.peak_bytes / 2**20
+
+
+class SplitPlanMismatchError(RuntimeError):
+    """The split plan a job read is not the one its run planned (replaced or edited)."""
+
+
+def load_verified_plan(job: Job) -> SplitPlan:
+    """The job's split plan, verified against the sha256 the run gave it."""
+    from cxrbench.splits import SplitPlan
+
+    plan = SplitPlan.load(job.split_plan_path)
+    if plan.sha256 != job.split_sha256:
+        raise SplitPlanMismatchError(
+            f"the split plan {job.split_plan_path} has sha256 {plan.sha256[:12]}, not the "
+            f"{job.split_sha256[:12]} this run planned: it was replaced while the run was "
+            "going, so this job was not run. Keep one run per output folder, then rerun with "
+            "--resume")
+    return plan
 
 
 class InvalidPredictionError(ValueError):
@@ -177,10 +198,11 @@ def error_record(job: Job, kind: str, message: str, tb: str | None = None) -> di
 
 
 def load_job_data(job: Job) -> tuple[dict[str, ImageSet], dict[str, Any]]:
-    """Train, val and test ImageSets for a job, read through the shared image cache."""
+    """Train, val and test ImageSets for a job, read through the shared image cache; the split
+    plan and the data are verified against the hashes the run gave the job."""
     from cxrbench.data import ImageCache, load_dataset
-    from cxrbench.splits import SplitPlan
 
+    plan = load_verified_plan(job)
     dataset = load_dataset(job.data_path, cache_dir=job.cache_dir or None,
                            allow_outside_root=job.allow_outside_root)
     if dataset.data_hash != job.data_hash:
@@ -188,7 +210,6 @@ def load_job_data(job: Job) -> tuple[dict[str, ImageSet], dict[str, Any]]:
             f"data at {job.data_path} changed since the run started "
             f"(hash {dataset.data_hash[:12]} != {job.data_hash[:12]})"
         )
-    plan = SplitPlan.load(job.split_plan_path)
     records = dataset.records.set_index("record_id", drop=False)
     cache = ImageCache(Path(job.cache_dir))
     sets: dict[str, ImageSet] = {}

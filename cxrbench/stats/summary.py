@@ -1,5 +1,5 @@
-"""The derived sections of a results file, computed from its records: ``summary`` and
-``statistics``.
+"""The derived sections of a results file, computed from its records: ``summary``,
+``statistics`` and ``small_data`` (``cxrbench.stats.small_data``).
 
 ``with_statistics(results)`` is the one place they are computed. It is called once per change
 that needs them: when a run ends or is interrupted (the harness), and when ``report``,
@@ -16,6 +16,7 @@ import numpy as np
 
 from cxrbench.scoring.metrics import METRICS, TIMING_DIRECTIONS
 from cxrbench.stats.compute import compute_statistics
+from cxrbench.stats.small_data import small_data
 
 
 def _spread(values: list[Any]) -> dict[str, float | int | None]:
@@ -55,7 +56,9 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def with_statistics(results: dict[str, Any], **options: Any) -> dict[str, Any]:
-    """A shallow copy of ``results`` with ``summary`` and ``statistics`` computed afresh from
-    its records (``options`` go to :func:`compute_statistics`: n_resamples, seed, level)."""
+    """A shallow copy of ``results`` with ``summary``, ``statistics`` and ``small_data``
+    computed afresh from its records (``options`` go to :func:`compute_statistics`:
+    n_resamples, seed, level)."""
+    statistics = compute_statistics(results, **options)
     return {**results, "summary": summarize(results.get("records") or []),
-            "statistics": compute_statistics(results, **options)}
+            "statistics": statistics, "small_data": small_data(results, statistics)}

@@ -9,7 +9,7 @@ TOML file works too.
     timeout_s = 1800            # optional, per job
     [[models]]
     name = "hog_svm"
-    params = { cell_size = 16 } # optional
+    params = { cells = [16] }   # optional
     timeout_s = 600             # optional
 
 A suite is validated when it is loaded, and every problem is named at once: unknown keys,
