@@ -18,6 +18,7 @@ import cxrbench
 TRACKED_PACKAGES = (
     "cxrbench", "numpy", "pandas", "scikit-learn", "scikit-image", "xgboost", "keras",
     "tensorflow", "jax", "torch", "pillow", "matplotlib", "jinja2", "dask", "distributed",
+    "skops",
 )
 
 

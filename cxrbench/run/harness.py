@@ -33,14 +33,11 @@ from cxrbench.results.schema import SCHEMA_VERSION
 from cxrbench.run.config import RunConfig
 from cxrbench.run.executors import Executor, ExecutorError, make_executor
 from cxrbench.run.jobs import Job
+from cxrbench.run.layout import REPORT_FILE, RESULTS_FILE, SPLIT_FILE
 from cxrbench.run.plan import RunError, build_jobs, plan_split, prepare_cache
 from cxrbench.scoring.thresholds import canonical_rule
 from cxrbench.splits import SplitPlan
 from cxrbench.stats import with_statistics
-
-RESULTS_FILE = "results.json"
-SPLIT_FILE = "split_plan.json"
-REPORT_FILE = "report.html"
 
 
 class RunTerminated(KeyboardInterrupt):
@@ -126,6 +123,7 @@ def _evaluation_section(dataset: Dataset, plan: SplitPlan, failed: set[str]) -> 
             "ids": ids,
             "labels": records.loc[ids, "label"].astype(int).tolist(),
             "groups": records.loc[ids, "patient_id"].astype(str).tolist(),
+            "subgroups": records.loc[ids, "subgroup"].astype(str).tolist(),
         }
     return section
 

@@ -44,6 +44,8 @@ class Job:
     timeout_s: float | None = None
     plugin_source: str = ""  # "module:Class", so a worker can import a user's plugin module
     allow_outside_root: bool = False  # the run's manifest option, to load the same data set
+    save_model_to: str | None = None  # a model folder to save the fitted model to (--save-models)
+    model_metadata: dict[str, Any] = field(default_factory=dict)  # run facts for its model.json
 
     @property
     def job_id(self) -> str:
@@ -222,6 +224,10 @@ def run_job(job: Job) -> dict[str, Any]:
             },
             skipped_images=skipped,
         )
+        if job.save_model_to:
+            from cxrbench.run.saving import save_job_model
+
+            record["model_artifact"] = save_job_model(plugin, job, record)
     except Exception as err:  # a failing plugin is a result row, and the run goes on
         record["error"] = {
             "type": type(err).__name__,

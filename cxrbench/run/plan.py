@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from cxrbench.data import Dataset, ImageCache
 from cxrbench.plugins.registry import get_card, model_source
 from cxrbench.run.config import ModelSpec, RunConfig
-from cxrbench.run.jobs import Job
+from cxrbench.run.jobs import Job, job_id
+from cxrbench.run.saving import model_folder
 from cxrbench.splits import SplitPlan, make_split_plan
 
 
@@ -70,8 +72,20 @@ def build_jobs(config: RunConfig, dataset: Dataset, plan: SplitPlan, plan_path: 
             timeout_s=spec.timeout_s if spec.timeout_s is not None else config.timeout_s,
             plugin_source=model_source(spec.name),
             allow_outside_root=config.allow_outside_root,
+            save_model_to=(str(model_folder(config.out_dir.absolute(),
+                                            job_id(spec.name, spec.params, seed)))
+                           if config.save_models else None),
+            model_metadata=_model_metadata(config, dataset, plan) if config.save_models else {},
         ) for seed in config.seeds]
     return jobs
+
+
+def _model_metadata(config: RunConfig, dataset: Dataset, plan: SplitPlan) -> dict[str, Any]:
+    """What a saved model's ``model.json`` says about its training data and run."""
+    return {"data_kind": dataset.kind, "synthetic": dataset.synthetic,
+            "n_records": len(dataset.records), "split_counts": plan.counts(dataset.records),
+            "split_seed": plan.seed, "val_fraction": plan.val_fraction, "suite": config.suite,
+            "command": config.command}
 
 
 def prepare_cache(

@@ -1,0 +1,232 @@
+"""``cxrbench evaluate``: score a finished run's saved models on a labelled external set.
+
+Steps: read the run's results -> find the saved model of every successful record (the run
+recorded each folder and the sha256 of its ``model.json``) -> take the run folder's lock -> load
+the external set, decode it once per input shape, score every model at its validation
+threshold (:mod:`cxrbench.run.external`) -> the source check (:mod:`cxrbench.run.source_check`)
+-> read the results again, put the entry in ``external[NAME]`` (replacing an older one of the
+same name, nothing else touched), recompute the statistics, write atomically -> re-render the
+report when the run has one. An unreadable or one-class set becomes an error entry with its
+message. An interrupted evaluate writes nothing: the file stays as it was.
+``cxrbench run --external NAME=PATH`` calls :func:`evaluate_run` after its jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from cxrbench.data import DataError, ImageCache, default_cache_dir, load_dataset
+from cxrbench.results.io import ResultsError, read_results, write_results
+from cxrbench.results.schema import SCHEMA_VERSION
+from cxrbench.run.config import check_external_name
+from cxrbench.run.external import (
+    ExternalSetError,
+    SavedJob,
+    error_entry,
+    load_external,
+    score_external_set,
+)
+from cxrbench.run.layout import LOCK_FILE, REPORT_FILE, RESULTS_FILE
+from cxrbench.run.source_check import CHANNELS, SIZE, sample_for_check, source_auc
+from cxrbench.splits import SplitPlan
+from cxrbench.stats import with_statistics
+
+
+class EvaluateError(ValueError):
+    """Evaluation cannot start: no results, no saved model, a bad name, a busy folder."""
+
+
+@dataclass(frozen=True)
+class EvaluateOutcome:
+    """What an evaluation did: the entry's status and how many models scored."""
+
+    results_path: Path
+    name: str
+    status: Literal["ok", "error"]
+    n_ok: int
+    n_failed: int
+    message: str | None = None
+    report_path: Path | None = None
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def default_name(data_path: str | Path) -> str:
+    """An external set's default name: its folder's (or manifest's) name, made safe."""
+    path = Path(data_path).expanduser().absolute()
+    stem = path.stem if path.is_file() else path.name
+    safe = "".join(ch if ch.isalnum() or ch in "_.-" else "_" for ch in stem).strip("_.-")
+    return safe[:64] or "external"
+
+
+def results_path_of(run_dir: str | Path) -> Path:
+    """The results file of a run folder (or the file itself, when given)."""
+    path = Path(run_dir)
+    return path if path.suffix == ".json" else path / RESULTS_FILE
+
+
+def saved_jobs(results: dict[str, Any], run_dir: Path) -> tuple[list[SavedJob],
+                                                                 dict[str, tuple[int, int]]]:
+    """The saved model of every ok record, and the input shape each was trained on."""
+    jobs, shapes = [], {}
+    for record in results["records"]:
+        artifact = record.get("model_artifact") or {}
+        if record.get("status") != "ok" or not artifact.get("path"):
+            continue
+        threshold = record.get("threshold")
+        jobs.append(SavedJob(job_id=record["job_id"], model=record["model"],
+                             seed=int(record["seed"]),
+                             threshold=0.5 if threshold is None else float(threshold),
+                             folder=run_dir / artifact["path"],
+                             model_json_sha256=artifact.get("model_json_sha256")))
+        shapes[record["job_id"]] = (int(record["image_size"]), int(record["channels"]))
+    return jobs, shapes
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, take: bool) -> Iterator[None]:
+    """Hold the run folder's lock (``LOCK_FILE``) for the block; refuse at once when another
+    process (a run, another evaluate) holds it. ``take=False``: the caller holds it already."""
+    if not take:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): atomic writes still keep the file whole
+        yield
+        return
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EvaluateError(f"{folder} is in use by another cxrbench process (a run or an "
+                                "evaluate writing into it); wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)  # drops the lock
+
+
+def _decoded_sample(records: Any, cache: ImageCache) -> tuple[np.ndarray, np.ndarray]:
+    """Images (at the source check's size) and patient ids of a check-sized sample."""
+    index = sample_for_check(records["label"].to_numpy(), records["patient_id"].to_numpy(str))
+    chosen = records.iloc[index]
+    cached = cache.load(chosen, SIZE, CHANNELS)
+    groups = chosen.set_index("record_id").loc[cached.record_ids, "patient_id"]
+    return cached.images, groups.to_numpy(dtype=str)
+
+
+def _source_checks(results: dict[str, Any], run_dir: Path, external: Any,
+                   cache: ImageCache) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Source checks of val and test (when not yet done) and of the external set."""
+    data = (results.get("provenance") or {}).get("data") or {}
+    try:
+        dataset = load_dataset(data.get("path") or "", cache_dir=cache.root)
+        if dataset.data_hash != data.get("data_hash"):
+            raise DataError(f"the run's data at {data.get('path')} changed since the run")
+        plan = SplitPlan.load(run_dir / (results["split"].get("file") or "split_plan.json"))
+    except (DataError, OSError, ValueError, KeyError) as err:
+        reason = {"status": "error", "error": f"training images unavailable: {err}"}
+        return {"val": reason, "test": reason}, reason
+    records = dataset.records.set_index("record_id", drop=False)
+    train_images, train_groups = _decoded_sample(records.loc[list(plan.ids("train"))], cache)
+    internal = dict(results.get("source_check") or {})
+    for split in ("val", "test"):
+        if (internal.get(split) or {}).get("status") != "ok":
+            images, groups = _decoded_sample(records.loc[list(plan.ids(split))], cache)
+            internal[split] = _checked(train_images, train_groups, images, groups)
+    outside = None
+    if external is not None:
+        images, groups = _decoded_sample(external.records, cache)
+        outside = _checked(train_images, train_groups, images, groups)
+    return internal, outside
+
+
+def _checked(*args: Any) -> dict[str, Any]:
+    try:
+        return source_auc(*args)
+    except ValueError as err:
+        return {"status": "error", "error": str(err)}
+
+
+def evaluate_run(run_dir: str | Path, data_path: str | Path, *, name: str | None = None,
+                 cache_dir: str | Path | None = None, command: list[str] | None = None,
+                 progress: bool = False, take_lock: bool = True,
+                 report: bool = True) -> EvaluateOutcome:
+    """Score every saved model of the run in ``run_dir`` on the set at ``data_path``.
+
+    Raises EvaluateError when it cannot start (no results file, no saved model, bad name, busy
+    folder, missing data path); a set that cannot be scored is an error entry in the results.
+    """
+    results_path = results_path_of(run_dir)
+    run_dir = results_path.parent
+    name = check_external_name(name or default_name(data_path), "--name")
+    if not Path(data_path).expanduser().exists():
+        raise EvaluateError(f"external data set {data_path} does not exist; pass --data PATH "
+                            "(a folder with NORMAL/ and PNEUMONIA/, a Kaggle layout or a CSV "
+                            "manifest)")
+    try:
+        results = read_results(results_path)
+    except ResultsError as err:
+        raise EvaluateError(str(err)) from err
+    jobs, shapes = saved_jobs(results, run_dir)
+    if not jobs:
+        raise EvaluateError(f"{results_path} has no saved model: run it again with "
+                            "--save-models (models are saved to OUT/models/<job_id>/)")
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    with folder_lock(run_dir, take_lock):
+        _log(f"evaluate {name}: {len(jobs)} saved model(s) on {data_path}")
+        external = None
+        try:
+            external = load_external(data_path, cache_dir)
+            entry = score_external_set(external, jobs, shapes, cache_dir, progress=progress,
+                                       on_model=_report_model)
+        except ExternalSetError as err:
+            entry = error_entry(data_path, err)
+            _log(f"evaluate {name}: ERROR {err}")
+        entry["command"] = command
+        internal, outside = _source_checks(results, run_dir, external
+                                           if entry["status"] == "ok" else None,
+                                           ImageCache(cache_dir))
+        if outside is not None:
+            entry["source_check"] = outside
+        results = read_results(results_path)  # as it is now: nothing else is lost
+        results.setdefault("external", {})[name] = entry
+        results["source_check"] = internal
+        results["schema_version"] = SCHEMA_VERSION
+        results = with_statistics(results)
+        write_results(results_path, results)
+        report_path = None
+        if report and (run_dir / REPORT_FILE).exists():
+            from cxrbench.report import render_report
+
+            report_path = render_report(results, run_dir / REPORT_FILE)
+    scored = entry.get("records") or {}
+    n_ok = sum(r["status"] == "ok" for r in scored.values())
+    message = (entry.get("error") or {}).get("message")
+    return EvaluateOutcome(results_path=results_path, name=name, status=entry["status"],
+                           n_ok=n_ok, n_failed=len(scored) - n_ok, message=message,
+                           report_path=report_path)
+
+
+def _report_model(job_id: str, entry: dict[str, Any]) -> None:
+    if entry["status"] != "ok":
+        error = entry.get("error") or {}
+        _log(f"  {job_id}: ERROR {error.get('type')}: {error.get('message')}")
+        return
+    metrics, timing = entry["metrics"], entry["timing"]
+    auc = metrics.get("roc_auc")
+    _log(f"  {job_id}: ROC AUC {'nan' if auc is None else f'{auc:.3f}'}, sensitivity "
+         f"{metrics['recall']:.3f}, specificity {metrics['specificity']:.3f} at threshold "
+         f"{entry['threshold']:.3f} (load {timing['load_s']:.1f}s, predict "
+         f"{timing['predict_s']:.1f}s)")
