@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from cxrbench.files import atomic_write_text
+from cxrbench.results.leaderboard import external_column
 
 MARKDOWN_COLUMNS = (
     ("roc_auc", "ROC AUC", 3), ("accuracy", "Accuracy", 3), ("recall", "Sensitivity", 3),
@@ -27,10 +28,17 @@ def _num(value: Any, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
+def external_names(results: dict[str, Any]) -> list[str]:
+    """External sets that were scored (error entries have no column)."""
+    return sorted(name for name, e in (results.get("external") or {}).items()
+                  if e.get("status") == "ok")
+
+
 def _cell(row: dict[str, Any], key: str, digits: int) -> str:
     text = _num(row.get(key), digits)
     low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
-    if key in INTERVAL_COLUMNS and low is not None and high is not None and text != "–":
+    interval = key in INTERVAL_COLUMNS or key.startswith("ext_")
+    if interval and low is not None and high is not None and text != "–":
         text += f" [{_num(low, digits)}, {_num(high, digits)}]"
     return text
 
@@ -63,7 +71,9 @@ def leaderboard_markdown(results: dict[str, Any], rows: list[dict[str, Any]]) ->
                  f"`{run.get('threshold_rule')}` (chosen on validation). "
                  f"Split `{str((results.get('split') or {}).get('sha256', ''))[:12]}`.")
     lines.append("")
-    header = ["Model", "Seeds"] + [label for _, label, _ in MARKDOWN_COLUMNS] + ["vs best"]
+    external = external_names(results)
+    header = (["Model", "Seeds"] + [label for _, label, _ in MARKDOWN_COLUMNS]
+              + [f"ROC AUC {_escape(name)} (external)" for name in external] + ["vs best"])
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
     for row in rows:
@@ -76,6 +86,7 @@ def leaderboard_markdown(results: dict[str, Any], rows: list[dict[str, Any]]) ->
         versus = "best" if row.get("best") else _p_value(p)
         cells = [name, f"{row['n_ok']}/{row['n_seeds']}"]
         cells += [_cell(row, key, digits) for key, _, digits in MARKDOWN_COLUMNS]
+        cells += [_cell(row, external_column(name), 3) for name in external]
         lines.append("| " + " | ".join(cells + [versus]) + " |")
     method = (statistics.get("method") or {}).get("bootstrap") or {}
     lines += ["", "◆ best test ROC AUC; ≈ not significantly worse than the best "

@@ -4,11 +4,15 @@ records' ``model_artifact`` (``cxrbench.results.validate`` calls these; same con
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from cxrbench.scoring.metrics import METRICS
 
 ENTRY_STATUSES = ("ok", "error")
+# The names `cxrbench evaluate` accepts (cxrbench.run.config.check_external_name): names reach
+# HTML, Markdown and CSV headers, so a hand-edited file with any other name is refused.
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def _number(value: Any) -> bool:
@@ -43,6 +47,10 @@ def check_external(add: Any, external: Any) -> None:
         return
     for name, entry in external.items():
         where = f"external.{name}"
+        if not NAME.match(name):
+            add("external", f"set name {name!r:.70} must be 1-64 letters, digits, '_', '.' "
+                "or '-'")
+            continue
         if not isinstance(entry, dict):
             add(where, f"must be an object, got {entry!r:.60}")
             continue

@@ -285,6 +285,8 @@ def run_benchmark(
                        "rerun with --resume once fixed)") from err
     results = _finish(results, session, results_path,
                       "complete" if signum is None else "interrupted")
+    if config.external and signum is None:
+        results = _score_external_sets(config, cache_dir, results_path)
     report_path = None
     if config.report:
         from cxrbench.report import render_report
@@ -295,6 +297,24 @@ def run_benchmark(
     return RunOutcome(results_path=results_path, report_path=report_path,
                       status=results["run"]["status"], n_ok=n_ok,
                       n_failed=len(results["records"]) - n_ok, signal=signum)
+
+
+def _score_external_sets(config: RunConfig, cache_dir: Path,
+                         results_path: Path) -> dict[str, Any]:
+    """``--external NAME=PATH``: each set scored by the saved models, as `cxrbench evaluate`
+    does (one code path); a set that cannot be scored is an error entry, logged."""
+    from cxrbench.run.evaluate import EvaluateError, evaluate_run
+
+    for spec in config.external:
+        try:
+            outcome = evaluate_run(config.out_dir, spec.path, name=spec.name,
+                                   cache_dir=cache_dir, command=config.command, report=False)
+        except EvaluateError as err:
+            _log(f"external {spec.name}: not evaluated: {err}")
+            continue
+        if outcome.status == "error":
+            _log(f"external {spec.name}: ERROR {outcome.message}")
+    return read_results(results_path)
 
 
 def _describe(record: dict[str, Any], i: int, n: int) -> str:
