@@ -228,3 +228,37 @@ def test_report_leaderboards_load_merge_and_compare_understand_external_sets(wor
     assert main(["compare", str(world.run_a / "results.json"), str(merged), "--split",
                  "external:shifted"]) == 2
     assert "was not scored in the baseline" in capsys.readouterr().out
+
+
+def test_source_checks_of_a_run_on_a_manifest(world, synthetic_root, tmp_path):
+    """The run's own images are found through the manifest its models were trained on (the
+    results record only the manifest's folder)."""
+    data = Path(shutil.copytree(synthetic_root, tmp_path / "data"))
+    lines = ["path,label,split"]
+    for split in ("train", "test"):
+        for label in ("NORMAL", "PNEUMONIA"):
+            lines += [f"{p.relative_to(data)},{label},{split}"
+                      for p in sorted((data / split / label).iterdir())]
+    manifest = data / "list.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    run_saved(manifest, out, world.cache, models="majority", extra=("--no-report",))
+    assert evaluate(out, world.shifted, "shifted", world) == 0
+    results = read_results(out / "results.json")
+    assert results["source_check"]["val"]["status"] == "ok"
+    assert results["source_check"]["test"]["status"] == "ok"
+    check = results["external"]["shifted"]["source_check"]
+    assert check["status"] == "ok" and 0 <= check["low"] <= check["roc_auc"] <= check["high"]
+
+
+def test_unreadable_external_images_are_listed_and_left_out_for_every_model(world, run_dir,
+                                                                            capsys):
+    damaged = Path(shutil.copytree(world.shifted, run_dir.parent / "damaged"))
+    victim = sorted((damaged / "PNEUMONIA").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    assert evaluate(run_dir, damaged, "damaged", world) == 0
+    assert f"skipping unreadable image PNEUMONIA/{victim.name}" in capsys.readouterr().err
+    entry = read_results(run_dir / "results.json")["external"]["damaged"]
+    assert entry["unreadable"] == [f"PNEUMONIA/{victim.name}"]
+    assert entry["counts"]["PNEUMONIA"] == 5 and len(entry["ids"]) == 11
+    assert all(len(r["predictions"]) == 11 for r in entry["records"].values())

@@ -24,6 +24,8 @@ from typing import Any, Literal
 import numpy as np
 
 from cxrbench.data import DataError, ImageCache, default_cache_dir, load_dataset
+from cxrbench.plugins.artifacts import read_model_info
+from cxrbench.plugins.persistence import ArtifactError
 from cxrbench.results.io import ResultsError, read_results, write_results
 from cxrbench.results.schema import SCHEMA_VERSION
 from cxrbench.run.config import check_external_name
@@ -126,14 +128,34 @@ def _decoded_sample(records: Any, cache: ImageCache) -> tuple[np.ndarray, np.nda
     return cached.images, groups.to_numpy(dtype=str)
 
 
-def _source_checks(results: dict[str, Any], run_dir: Path, external: Any,
+def _training_data(results: dict[str, Any], jobs: list[SavedJob], cache: ImageCache) -> Any:
+    """The run's data set, found where its models say they were trained (a manifest's CSV
+    path) or where the results say it is; checked against the run's data hash."""
+    data = (results.get("provenance") or {}).get("data") or {}
+    candidates = []
+    for job in jobs[:1]:
+        with contextlib.suppress(ArtifactError):
+            info = read_model_info(job.folder, expected_sha256=job.model_json_sha256)
+            candidates.append((info.get("training") or {}).get("data_path"))
+    candidates.append(data.get("path"))
+    problems = []
+    for path in dict.fromkeys(c for c in candidates if c):
+        try:
+            dataset = load_dataset(path, cache_dir=cache.root)
+        except DataError as err:
+            problems.append(str(err))
+            continue
+        if dataset.data_hash == data.get("data_hash"):
+            return dataset
+        problems.append(f"the data at {path} changed since the run")
+    raise DataError("; ".join(problems) or "the results do not say where the data is")
+
+
+def _source_checks(results: dict[str, Any], run_dir: Path, jobs: list[SavedJob], external: Any,
                    cache: ImageCache) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Source checks of val and test (when not yet done) and of the external set."""
-    data = (results.get("provenance") or {}).get("data") or {}
     try:
-        dataset = load_dataset(data.get("path") or "", cache_dir=cache.root)
-        if dataset.data_hash != data.get("data_hash"):
-            raise DataError(f"the run's data at {data.get('path')} changed since the run")
+        dataset = _training_data(results, jobs, cache)
         plan = SplitPlan.load(run_dir / (results["split"].get("file") or "split_plan.json"))
     except (DataError, OSError, ValueError, KeyError) as err:
         reason = {"status": "error", "error": f"training images unavailable: {err}"}
@@ -195,7 +217,7 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, *, name: str | None
             entry = error_entry(data_path, err)
             _log(f"evaluate {name}: ERROR {err}")
         entry["command"] = command
-        internal, outside = _source_checks(results, run_dir, external
+        internal, outside = _source_checks(results, run_dir, jobs, external
                                            if entry["status"] == "ok" else None,
                                            ImageCache(cache_dir))
         if outside is not None:
