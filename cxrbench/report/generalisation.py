@@ -160,10 +160,11 @@ def distribution_figure(results: dict[str, Any], models: list[str],
                     ax.set_ylabel(m if len(m) <= 20 else m[:19] + "…", fontsize=8)
         for ax in axes[-1]:
             ax.set_xlabel("P(pneumonia)", fontsize=8)
-        handles, labels = axes[0][0].get_legend_handles_labels()
+        handles, labels = next((ax.get_legend_handles_labels() for row in axes for ax in row
+                                if ax.get_legend_handles_labels()[0]), ([], []))
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
         if handles:
-            fig.legend(handles, labels, loc="upper right", fontsize=8, frameon=False)
-        fig.tight_layout()
+            fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
         return to_svg(fig, "fig-shift", "Probability of pneumonia per class on each data set, "
                       "per model, with the validation threshold")
 

@@ -37,7 +37,7 @@ from cxrbench.run.external import (
     score_external_set,
 )
 from cxrbench.run.layout import LOCK_FILE, REPORT_FILE, RESULTS_FILE
-from cxrbench.run.source_check import CHANNELS, SIZE, sample_for_check, source_auc
+from cxrbench.run.source_check import METHOD, check_shape, sample_for_check, source_auc
 from cxrbench.splits import SplitPlan
 from cxrbench.stats import with_statistics
 
@@ -119,11 +119,12 @@ def folder_lock(folder: Path, take: bool) -> Iterator[None]:
         os.close(fd)  # drops the lock
 
 
-def _decoded_sample(records: Any, cache: ImageCache) -> tuple[np.ndarray, np.ndarray]:
-    """Images (at the source check's size) and patient ids of a check-sized sample."""
+def _decoded_sample(records: Any, cache: ImageCache,
+                    shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Images (at ``shape``, from the cache) and patient ids of a check-sized sample."""
     index = sample_for_check(records["label"].to_numpy(), records["patient_id"].to_numpy(str))
     chosen = records.iloc[index]
-    cached = cache.load(chosen, SIZE, CHANNELS)
+    cached = cache.load(chosen, *shape)
     groups = chosen.set_index("record_id").loc[cached.record_ids, "patient_id"]
     return cached.images, groups.to_numpy(dtype=str)
 
@@ -151,9 +152,11 @@ def _training_data(results: dict[str, Any], jobs: list[SavedJob], cache: ImageCa
     raise DataError("; ".join(problems) or "the results do not say where the data is")
 
 
-def _source_checks(results: dict[str, Any], run_dir: Path, jobs: list[SavedJob], external: Any,
-                   cache: ImageCache) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Source checks of val and test (when not yet done) and of the external set."""
+def _source_checks(results: dict[str, Any], run_dir: Path, jobs: list[SavedJob],
+                   shape: tuple[int, int], external: Any, cache: ImageCache,
+                   ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Source checks of val and test (when not yet done) and of the external set, on images
+    of ``shape`` (both sides are in the cache already: see cxrbench.run.source_check)."""
     try:
         dataset = _training_data(results, jobs, cache)
         plan = SplitPlan.load(run_dir / (results["split"].get("file") or "split_plan.json"))
@@ -161,15 +164,18 @@ def _source_checks(results: dict[str, Any], run_dir: Path, jobs: list[SavedJob],
         reason = {"status": "error", "error": f"training images unavailable: {err}"}
         return {"val": reason, "test": reason}, reason
     records = dataset.records.set_index("record_id", drop=False)
-    train_images, train_groups = _decoded_sample(records.loc[list(plan.ids("train"))], cache)
+    train_images, train_groups = _decoded_sample(records.loc[list(plan.ids("train"))], cache,
+                                                 shape)
     internal = dict(results.get("source_check") or {})
-    for split in ("val", "test"):
-        if (internal.get(split) or {}).get("status") != "ok":
-            images, groups = _decoded_sample(records.loc[list(plan.ids(split))], cache)
+    for split in ("val", "test"):  # once per run and shape: the run's images do not change
+        done = internal.get(split) or {}
+        if done.get("status") != "ok" or done.get("method") != METHOD or (
+                done.get("image_size"), done.get("channels")) != shape:
+            images, groups = _decoded_sample(records.loc[list(plan.ids(split))], cache, shape)
             internal[split] = _checked(train_images, train_groups, images, groups)
     outside = None
     if external is not None:
-        images, groups = _decoded_sample(external.records, cache)
+        images, groups = _decoded_sample(external.records, cache, shape)
         outside = _checked(train_images, train_groups, images, groups)
     return internal, outside
 
@@ -217,9 +223,9 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, *, name: str | None
             entry = error_entry(data_path, err)
             _log(f"evaluate {name}: ERROR {err}")
         entry["command"] = command
-        internal, outside = _source_checks(results, run_dir, jobs, external
-                                           if entry["status"] == "ok" else None,
-                                           ImageCache(cache_dir))
+        internal, outside = _source_checks(
+            results, run_dir, jobs, check_shape(sorted(set(shapes.values()))),
+            external if entry["status"] == "ok" else None, ImageCache(cache_dir))
         if outside is not None:
             entry["source_check"] = outside
         results = read_results(results_path)  # as it is now: nothing else is lost
