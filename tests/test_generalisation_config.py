@@ -82,3 +82,14 @@ def test_duplicate_external_names_are_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"\['b'\] given more than once"):
         RunConfig(data_path=tmp_path, models=[ModelSpec("majority")], seeds=[0],
                   out_dir=tmp_path, external=[spec, ExternalSpec("b", tmp_path)])
+
+
+def test_default_external_names(tmp_path):
+    from cxrbench.run.evaluate import default_name
+
+    (tmp_path / "covid").mkdir()
+    (tmp_path / "covid" / "manifest.csv").write_text("path,label\n")
+    (tmp_path / "hospital b").mkdir()
+    assert default_name(tmp_path / "covid" / "manifest.csv") == "covid_manifest"
+    assert default_name(tmp_path / "hospital b") == "hospital_b"
+    assert default_name(tmp_path / "other" / "test") == "other_test"  # not the run's test

@@ -142,9 +142,13 @@ class HogMLP(Plugin):
         return self.model_.predict_proba(X)[:, 1]
 
     def _save(self, directory: Path) -> list[Path]:
+        # Without the Adam optimiser's moments (two more arrays per weight matrix): they only
+        # serve further training, and would triple the file.
+        model = copy.copy(self.model_)
+        vars(model).pop("_optimizer", None)
         return [*save_plain_state(self, directory, skip=("model_", "scaler_")),
                 save_sklearn(self.scaler_, directory / "scaler.skops"),
-                save_sklearn(self.model_, directory / "mlp.skops")]
+                save_sklearn(model, directory / "mlp.skops")]
 
     def _load(self, directory: Path) -> None:
         load_plain_state(self, directory)
@@ -152,7 +156,6 @@ class HogMLP(Plugin):
                                     ["sklearn.preprocessing._data.StandardScaler"])
         self.model_ = load_sklearn(directory / "mlp.skops", [
             "sklearn.neural_network._multilayer_perceptron.MLPClassifier",
-            # Fitted state an MLP keeps (its optimiser's moments, its label binarizer and
-            # random state): all arrays and numbers, read by skops without code.
-            "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+            # Fitted state an MLP keeps (its label binarizer and random state): arrays and
+            # numbers, read by skops without code.
             "sklearn.preprocessing._label.LabelBinarizer", "numpy.random.mtrand.RandomState"])

@@ -18,6 +18,7 @@ these readers runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import numbers
 from collections.abc import Iterable
@@ -213,7 +214,14 @@ def load_xgboost(path: Path, cls: Any, **params: Any) -> Any:
 
 # ------------------------------------------------------------------------------ Keras
 def save_keras(model: Any, path: Path) -> Path:
-    """A Keras model as a ``.keras`` file (architecture JSON + weights, zipped)."""
+    """A Keras model as a ``.keras`` file (architecture JSON + weights, zipped), without its
+    optimizer's state: prediction does not need it, and Adam's two moment estimates per weight
+    would triple the file. A functional model is saved through an uncompiled twin sharing its
+    layers; any other model as it is."""
+    import keras
+
+    with contextlib.suppress(AttributeError, TypeError, ValueError):  # subclassed: saved whole
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     model.save(str(path))
     return path
 

@@ -28,7 +28,7 @@ from cxrbench.plugins.artifacts import read_model_info
 from cxrbench.plugins.persistence import ArtifactError
 from cxrbench.results.io import ResultsError, read_results, write_results
 from cxrbench.results.schema import SCHEMA_VERSION
-from cxrbench.run.config import check_external_name
+from cxrbench.run.config import RESERVED_SET_NAMES, check_external_name
 from cxrbench.run.external import (
     ExternalSetError,
     SavedJob,
@@ -64,9 +64,12 @@ def _log(message: str) -> None:
 
 
 def default_name(data_path: str | Path) -> str:
-    """An external set's default name: its folder's (or manifest's) name, made safe."""
+    """An external set's default name: its folder's (or manifest's) name, made safe; with its
+    parent's name before it when that alone is a split's name (``other/test`` -> ``other_test``)."""
     path = Path(data_path).expanduser().absolute()
     stem = path.stem if path.is_file() else path.name
+    if stem.lower() in RESERVED_SET_NAMES or (path.is_file() and stem.lower() == "manifest"):
+        stem = f"{path.parent.name}_{stem}"
     safe = "".join(ch if ch.isalnum() or ch in "_.-" else "_" for ch in stem).strip("_.-")
     return safe[:64] or "external"
 
