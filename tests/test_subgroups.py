@@ -29,12 +29,15 @@ def test_records_carry_subgroups_from_names_and_manifest_columns(synthetic_root,
     records = load_dataset(synthetic_root).records
     names = set(records["subgroup"])
     assert {"bacterial", "viral", "normal IM", "normal NORMAL2-IM"} <= names
-    manifest = tmp_path / "m.csv"
+    manifest = synthetic_root.parent / "subgroups.csv"  # a manifest's files lie under its folder
     rows = records.head(6)
     manifest.write_text("path,label,subgroup\n" + "".join(
         f"{p},{y},{'site A' if i % 2 else ''}\n"
         for i, (p, y) in enumerate(zip(rows["path"], rows["label"], strict=True))))
-    read = load_dataset(manifest).records
+    try:
+        read = load_dataset(manifest).records
+    finally:
+        manifest.unlink()
     assert sorted(read["subgroup"]) == ["", "", "", "site A", "site A", "site A"]
 
 

@@ -40,6 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "~/.cache/cxrbench)")
     p.add_argument("--no-report", action="store_true",
                    help="do not re-render the run's report.html")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="let the set's CSV manifest list files outside its own folder")
     p.set_defaults(handler=run)
 
 
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         outcome = evaluate_run(args.run_dir, args.data, name=args.name,
                                cache_dir=args.cache_dir,
                                command=getattr(args, "command_line", None),
-                               progress=sys.stderr.isatty(), report=not args.no_report)
+                               progress=sys.stderr.isatty(), report=not args.no_report,
+                               allow_outside_root=args.allow_outside_root)
     except (EvaluateError, ConfigError) as err:
         return fail(str(err), EXIT_USAGE)
     except KeyboardInterrupt:

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from cxrbench.files import atomic_write_text
-from cxrbench.results.leaderboard import external_column
+from cxrbench.results.leaderboard import EXTERNAL_METRICS, external_column
 
 MARKDOWN_COLUMNS = (
     ("roc_auc", "ROC AUC", 3), ("accuracy", "Accuracy", 3), ("recall", "Sensitivity", 3),
@@ -120,6 +120,11 @@ def leaderboard_csv(results: dict[str, Any], rows: list[dict[str, Any]],
                 line[key + suffix] = _round(row.get(key + suffix), 4)
         for key, digits in CSV_TIMINGS:
             line[key] = _round(row.get(key), digits)
+        for name in external_names(results):  # each external set scored: its columns
+            for metric in EXTERNAL_METRICS:
+                key = external_column(name, metric)
+                for suffix in (("", "_low", "_high") if metric == "roc_auc" else ("",)):
+                    line[key + suffix] = _round(row.get(key + suffix), 4)
         line["n_params"] = row.get("n_params")
         p = row.get("delong_p_holm")
         line["delong_p_holm"] = float(f"{p:.3g}") if _finite(p) else None

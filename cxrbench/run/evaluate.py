@@ -137,15 +137,18 @@ def _training_data(results: dict[str, Any], jobs: list[SavedJob], cache: ImageCa
     path) or where the results say it is; checked against the run's data hash."""
     data = (results.get("provenance") or {}).get("data") or {}
     candidates = []
+    outside = False  # the run's --allow-outside-root, as its models recorded it
     for job in jobs[:1]:
         with contextlib.suppress(ArtifactError):
             info = read_model_info(job.folder, expected_sha256=job.model_json_sha256)
-            candidates.append((info.get("training") or {}).get("data_path"))
+            training = info.get("training") or {}
+            candidates.append(training.get("data_path"))
+            outside = bool(training.get("allow_outside_root", False))
     candidates.append(data.get("path"))
     problems = []
     for path in dict.fromkeys(c for c in candidates if c):
         try:
-            dataset = load_dataset(path, cache_dir=cache.root)
+            dataset = load_dataset(path, cache_dir=cache.root, allow_outside_root=outside)
         except DataError as err:
             problems.append(str(err))
             continue
@@ -193,11 +196,12 @@ def _checked(*args: Any) -> dict[str, Any]:
 def evaluate_run(run_dir: str | Path, data_path: str | Path, *, name: str | None = None,
                  cache_dir: str | Path | None = None, command: list[str] | None = None,
                  progress: bool = False, take_lock: bool = True,
-                 report: bool = True) -> EvaluateOutcome:
+                 report: bool = True, allow_outside_root: bool = False) -> EvaluateOutcome:
     """Score every saved model of the run in ``run_dir`` on the set at ``data_path``.
 
     Raises EvaluateError when it cannot start (no results file, no saved model, bad name, busy
     folder, missing data path); a set that cannot be scored is an error entry in the results.
+    ``allow_outside_root`` lets the set's manifest list files outside its folder.
     """
     results_path = results_path_of(run_dir)
     run_dir = results_path.parent
@@ -219,7 +223,8 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, *, name: str | None
         _log(f"evaluate {name}: {len(jobs)} saved model(s) on {data_path}")
         external = None
         try:
-            external = load_external(data_path, cache_dir)
+            external = load_external(data_path, cache_dir,
+                                     allow_outside_root=allow_outside_root)
             entry = score_external_set(external, jobs, shapes, cache_dir, progress=progress,
                                        on_model=_report_model)
         except ExternalSetError as err:

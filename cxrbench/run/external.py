@@ -49,10 +49,12 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def load_external(path: str | Path, cache_dir: Path) -> Dataset:
-    """The external set as a data set; ExternalSetError when it cannot be read."""
+def load_external(path: str | Path, cache_dir: Path, *,
+                  allow_outside_root: bool = False) -> Dataset:
+    """The external set as a data set; ExternalSetError when it cannot be read.
+    ``allow_outside_root`` lets a manifest list files outside its folder."""
     try:
-        return load_dataset(path, cache_dir=cache_dir)
+        return load_dataset(path, cache_dir=cache_dir, allow_outside_root=allow_outside_root)
     except DataError as err:
         raise ExternalSetError(str(err)) from err
 

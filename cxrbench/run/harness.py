@@ -308,7 +308,8 @@ def _score_external_sets(config: RunConfig, cache_dir: Path,
     for spec in config.external:
         try:
             outcome = evaluate_run(config.out_dir, spec.path, name=spec.name,
-                                   cache_dir=cache_dir, command=config.command, report=False)
+                                   cache_dir=cache_dir, command=config.command, report=False,
+                                   allow_outside_root=config.allow_outside_root)
         except EvaluateError as err:
             _log(f"external {spec.name}: not evaluated: {err}")
             continue

@@ -85,7 +85,7 @@ def _model_metadata(config: RunConfig, dataset: Dataset, plan: SplitPlan) -> dic
     return {"data_kind": dataset.kind, "synthetic": dataset.synthetic,
             "n_records": len(dataset.records), "split_counts": plan.counts(dataset.records),
             "split_seed": plan.seed, "val_fraction": plan.val_fraction, "suite": config.suite,
-            "command": config.command}
+            "command": config.command, "allow_outside_root": config.allow_outside_root}
 
 
 def prepare_cache(
