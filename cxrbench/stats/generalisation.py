@@ -159,15 +159,15 @@ def _tau_interval(a: dict[str, np.ndarray], b: dict[str, np.ndarray],
 
 
 _METHOD = {
-    "sets": "val and test (the run's splits) and each external set; every record at its own "
+    "sets": "Val and test (the run's splits) and each external set; every record at its own "
             "validation-chosen threshold, no refit",
     "intervals": "95 % patient bootstrap per set (resampling each set's patients), per record "
                  "and for the mean over a model's seeds",
-    "drop": "test ROC AUC minus the external set's (seed means); interval from independent "
+    "drop": "Test ROC AUC minus the external set's (seed means); interval from independent "
             "resamples of the two sets",
     "ranking": "Kendall's tau-b between the models' seed-mean ROC AUCs on test and on the set "
                "(scipy.stats.kendalltau; p-value two-sided); interval over paired resamples",
-    "subgroups": "a subgroup with both classes is scored alone; a one-class subgroup with "
+    "subgroups": "A subgroup with both classes is scored alone; a one-class subgroup with "
                  "every image of the other class in the set (ROC AUC: the subgroup against "
                  "the other class), reporting sensitivity for pneumonia subgroups and "
                  "specificity for normal ones",
