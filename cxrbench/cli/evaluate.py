@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
                                allow_outside_root=args.allow_outside_root)
     except (EvaluateError, ConfigError) as err:
         return fail(str(err), EXIT_USAGE)
+    except OSError as err:  # a full or read-only disk: the results file was left as it was
+        return fail(f"cannot write into {args.run_dir}: {err}; the results file was left as "
+                    "it was", EXIT_USAGE)
     except KeyboardInterrupt:
         print("interrupted: the results file was left as it was", file=sys.stderr)
         return 130

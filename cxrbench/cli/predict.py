@@ -65,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["path", "probability", "label"])
         writer.writerows(rows)
-        atomic_write_text(args.csv, buffer.getvalue())
+        try:
+            atomic_write_text(args.csv, buffer.getvalue())
+        except OSError as err:
+            return fail(f"cannot write {args.csv}: {err}", EXIT_USAGE)
     if args.json:
         print(json.dumps(outcome.to_dict(), indent=1))
     else:
