@@ -20,7 +20,7 @@ import cxrbench
 TRACKED_PACKAGES = (
     "cxrbench", "numpy", "pandas", "scikit-learn", "scikit-image", "xgboost", "xgboost-cpu",
     "keras", "tensorflow", "tensorflow-cpu", "jax", "torch", "pillow", "matplotlib", "jinja2",
-    "dask", "distributed",
+    "dask", "distributed", "skops",
 )
 
 

@@ -129,6 +129,41 @@ class Unpicklable(_Brightness):
         self.transform_ = lambda x: x  # lambdas cannot be pickled
 
 
+class PickleSave(_Brightness):
+    """Saves its state as a pickle: loads fine, and would run code from a shared file."""
+
+    card = ModelCard(name="broken_pickle_save", **CARD)
+
+    def _save(self, directory):
+        import pickle
+
+        path = directory / "state.pkl"
+        path.write_bytes(pickle.dumps({"centre_": self.centre_}))
+        return [path]
+
+    def _load(self, directory):
+        import pickle
+
+        self.centre_ = pickle.loads((directory / "state.pkl").read_bytes())["centre_"]
+
+
+class ForgetfulSave(_Brightness):
+    """Saves only part of its fitted state: the loaded model predicts something else."""
+
+    card = ModelCard(name="broken_forgetful_save", **CARD)
+
+    def _save(self, directory):
+        from cxrbench.plugins.persistence import save_plain_state
+
+        return save_plain_state(self, directory, skip=("centre_",))
+
+    def _load(self, directory):
+        from cxrbench.plugins.persistence import load_plain_state
+
+        load_plain_state(self, directory)
+        self.centre_ = 0.0
+
+
 class OverridesFit(_Brightness):
     """Skips the contract's guards: trains on anything."""
 
@@ -168,6 +203,9 @@ def test_a_working_plugin_passes_every_check():
     (WorkInInit, "check_init_stores_params", "sets attributes ['weights']"),
     (NoReference, "check_card_complete", "framework is empty; reference is empty"),
     (Unpicklable, "check_pickle_round_trip", "cannot be pickled"),
+    (Unpicklable, "check_save_load_round_trip", "fitted attribute 'transform_' holds a function"),
+    (PickleSave, "check_save_load_round_trip", "its save writes a pickle (state.pkl)"),
+    (ForgetfulSave, "check_save_load_round_trip", "the loaded model predicts differently"),
     (OverridesFit, "check_one_class_raises", "overrides Plugin.fit;"),
     (OverridesPredictProba, "check_one_class_raises", "overrides Plugin.predict_proba;"),
 ], ids=lambda v: v.__name__ if isinstance(v, type) else None)
@@ -182,7 +220,11 @@ def test_broken_plugins_fail_the_matching_check_with_a_clear_message(plugin_cls,
     (NaNOutput, {"check_predict_proba"}),
     (WrongShape, {"check_predict_proba"}),
     (IgnoresSeed, {"check_same_seed_same_output"}),
-    (Unpicklable, {"check_pickle_round_trip"}),
+    # A lambda can be neither pickled nor saved (nor, then, tampered with).
+    (Unpicklable, {"check_pickle_round_trip", "check_save_load_round_trip",
+                   "check_tampered_model_refused"}),
+    (PickleSave, {"check_save_load_round_trip"}),
+    (ForgetfulSave, {"check_save_load_round_trip"}),
 ])
 def test_broken_plugins_fail_only_where_they_are_broken(plugin_cls, failing):
     results = {r.check: r.status for r in check_plugin(plugin_cls)}

@@ -170,7 +170,14 @@ def test_damaged_file_is_exit_2_with_the_problems_not_a_traceback(real_results, 
 
 
 def test_version_this_cxrbench_writes_is_read_back(real_results):
-    assert read_results(real_results)["schema_version"] == SCHEMA_VERSION == 1
+    assert read_results(real_results)["schema_version"] == SCHEMA_VERSION == 2
+
+
+def test_version_1_files_are_still_read():
+    """The committed results were written before external validation (schema version 1)."""
+    committed = Path(__file__).parent.parent / "results" / "baseline.json"
+    data = read_results(committed)
+    assert data["schema_version"] == 1 and "external" not in data
 
 
 def test_report_recomputes_a_stale_stored_summary(real_results, tmp_path):

@@ -26,6 +26,7 @@ from cxrbench.run.config import (
     DEFAULT_SUITE,
     DEFAULT_THRESHOLD_RULE,
     DEFAULT_VAL_FRACTION,
+    ExternalSpec,
     RunConfig,
 )
 from cxrbench.run.harness import run_benchmark
@@ -57,6 +58,8 @@ def benchmark(
     plugins: str | Sequence[str] | None = None,
     mlflow: str | bool | None = None,
     mlflow_experiment: str = DEFAULT_EXPERIMENT,
+    save_models: bool = False,
+    external: Sequence[ExternalSpec] = (),
     on_record: Callable[[dict[str, Any]], None] | None = None,
     command: Sequence[str] | None = None,
 ) -> Benchmark:
@@ -77,6 +80,10 @@ def benchmark(
     ends, into ``mlflow_experiment`` (``cxrbench.export.mlflow``); the store is checked before
     the run starts, and an export that fails afterwards is a ``MlflowExportWarning`` (the
     results are kept: ``Benchmark.to_mlflow()`` tries again).
+    ``save_models``: write each fitted model to ``OUT/models/<job_id>/`` (or the suite's
+    ``save_models``); ``external``: labelled sets (``ExternalSpec(name, path)``) every saved
+    model is scored on after the jobs, with the suite's external sets first (implies
+    ``save_models``).
     ``command``: the command line to record (the CLI's argv; None from Python).
 
     Raises ``ConfigError``, ``UnknownModelError``, ``ParameterError``, ``PluginLoadError``,
@@ -114,6 +121,8 @@ def benchmark(
         allow_outside_root=allow_outside_root,
         carve_test=carve_test,
         plugins=imported,
+        save_models=bool(save_models or (chosen.save_models if chosen else False)),
+        external=[*(chosen.external if chosen else []), *external],
     )
     tracking_uri = None
     if mlflow is not None and mlflow is not False:

@@ -9,14 +9,17 @@ from collections.abc import Sequence
 
 from cxrbench import __version__
 
-VERB_MODULES = ("models", "data", "run", "report", "compare", "merge", "check", "demo",
-                "weights", "export")
+VERB_MODULES = ("models", "data", "run", "evaluate", "predict", "report", "compare", "merge",
+                "check", "demo", "weights", "export")
 
 EPILOG = """examples:
   cxrbench demo                                   # offline, synthetic data, ~1 minute
   cxrbench data audit /data/chest_xray
   cxrbench models 'hog_*'
   cxrbench run --data /data/chest_xray --models hog_svm,majority --seeds 0,1,2 --out out/
+  cxrbench run --data /data/chest_xray --models hog_svm --save-models --out out/
+  cxrbench evaluate out/ --data /data/other_hospital --name hospital_b
+  cxrbench predict 'out/models/hog_svm[seed=0]' new_films/
   cxrbench report out/results.json -o out/report.html
   cxrbench compare results/baseline.json out/results.json
   cxrbench check hog_svm

@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   cxrbench compare results/baseline.json out/results.json --markdown "$GITHUB_STEP_SUMMARY"
   cxrbench compare base.json new.json --fail-on roc_auc:0.02 --fail-on fit_s:100%
   cxrbench compare base.json new.json --ignore-timing --json comparison.json
+  cxrbench compare base.json new.json --split external:hospital_b   # both evaluated on it
 
 tolerances (--fail-on METRIC:TOL, repeatable): a plain number is absolute in the metric's
 units (roc_auc:0.02, fit_s:5 seconds); N% is relative to the baseline and keeps the timing
@@ -35,6 +36,12 @@ SHORT = {"roc_auc": "ROC AUC", "pr_auc": "PR AUC", "balanced_accuracy": "bal. ac
          "predict_ms_per_image": "ms/img"}
 
 
+def _split(text: str) -> str:
+    if text in ("test", "val") or (text.startswith("external:") and len(text) > 9):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: use test, val or external:NAME")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("compare", help="compare a run with a baseline; exit 1 on regression",
                               epilog=EXAMPLES, formatter_class=Formatter)
@@ -46,8 +53,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="report timings and memory but never fail on them")
     p.add_argument("--strict", action="store_true",
                    help="fail on any change beyond tolerance, ignoring intervals and seed spread")
-    p.add_argument("--split", default="test", choices=["test", "val"],
-                   help="compare the metrics of this split")
+    p.add_argument("--split", default="test", type=_split,
+                   help="compare the metrics of this split: test, val, or external:NAME (an "
+                   "external set scored by `cxrbench evaluate` in both files)")
     p.add_argument("--markdown", metavar="FILE",
                    help="append a Markdown summary to FILE (e.g. $GITHUB_STEP_SUMMARY)")
     p.add_argument("--json", metavar="FILE", help="write the full comparison as JSON ('-': stdout)")

@@ -37,6 +37,8 @@ EXAMPLES = """examples:
   cxrbench run --models 'hog_*' --seeds 0,1,2 --out out/ --resume     # data from $CXRBENCH_DATA
   cxrbench run --models hog_svm --param 'hog_svm.cells=[16]' --threshold-rule sensitivity:0.95
   cxrbench run --models 'hog_*,cnn_*' --timeout 600,cnn_seed=3600 --out out/
+  cxrbench run --models hog_svm,hog_xgboost --save-models --out out/   # + OUT/models/<job_id>/
+  cxrbench run --models hog_svm --external hospital_b=/data/hosp_b --external covid=/data/c.csv
   cxrbench run --models hog_svm --seeds 0,1 --executor dask --dask-workers 2 --out out/
   cxrbench run --suite full --executor dask --scheduler tcp://10.0.0.5:8786 \\
       --cache-dir /shared/cxrcache --dask-gpu-resource GPU=1 --out out/full
@@ -94,6 +96,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="override a hyperparameter; VALUE is JSON: 8, 0.5, true, null, "
                    "[16, 24], \"rbf\" (an unknown KEY is answered with the valid ones)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--save-models", action="store_true",
+                   help="save each fitted model to OUT/models/<job_id>/ (model.json with every "
+                   "file's sha256, weights in formats that load without executing code), for "
+                   "`cxrbench evaluate` and `cxrbench predict` (also: save_models = true in a "
+                   "suite)")
+    p.add_argument("--external", action="append", default=[], metavar="NAME=PATH",
+                   help="after the jobs, score every saved model on this labelled external set "
+                   "(any layout cxrbench reads; every image is a test image) at its validation "
+                   "threshold, as `cxrbench evaluate` does; repeatable; implies --save-models")
     add_data_options(p)
     add_plugins_argument(p)
     tracking = p.add_argument_group("MLflow (needs the cxrbench[mlflow] extra)")
@@ -119,6 +130,21 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 
 def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON number")
+def parse_external(items: list[str]) -> list[Any]:
+    """``["hosp_b=/data/b", ...]`` -> ExternalSpecs (a missing path is refused before work)."""
+    from cxrbench.run.config import ExternalSpec
+
+    specs = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not (sep and name and path):
+            raise ValueError(f"--external {item!r} must look like NAME=PATH, e.g. "
+                             "hospital_b=/data/hospital_b")
+        spec = ExternalSpec(name.strip(), Path(path))
+        if not spec.path.exists():
+            raise ValueError(f"--external {item!r}: {spec.path} does not exist")
+        specs.append(spec)
+    return specs
 
 
 def parse_param_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
@@ -222,6 +248,8 @@ def benchmark_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "carve_test": args.carve_test,
         "mlflow": args.mlflow,
         "mlflow_experiment": args.mlflow_experiment,
+        "save_models": args.save_models,
+        "external": parse_external(args.external),
         "command": getattr(args, "command_line", None),
     }
 

@@ -4,11 +4,15 @@ Accepted layouts, detected automatically by ``load_dataset``:
 
 - **kaggle**: ``ROOT/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg`` (``val/`` optional);
 - **flat**: ``ROOT/{NORMAL,PNEUMONIA}/*.jpeg`` with no split (``source_split`` is "");
-- **manifest**: a CSV file with columns ``path,label[,patient_id][,split]``; labels ``0``/``1``
-  or ``NORMAL``/``PNEUMONIA`` (any case); splits ``train``, ``val``, ``test`` (every row, or
-  none). The **data root of a manifest is its folder**: paths are relative to it (or absolute),
-  and a path that resolves (symlinks and ``..`` followed) outside it is refused unless
-  ``allow_outside_root=True``. Two rows naming the same file (after resolving) are refused.
+- **manifest**: a CSV file with columns ``path,label[,patient_id][,split][,subgroup]``;
+  labels ``0``/``1`` or ``NORMAL``/``PNEUMONIA`` (any case); splits ``train``, ``val``,
+  ``test`` (every row, or none). The **data root of a manifest is its folder**: paths are
+  relative to it (or absolute), and a path that resolves (symlinks and ``..`` followed)
+  outside it is refused unless ``allow_outside_root=True``. Two rows naming the same file
+  (after resolving) are refused.
+
+Subgroups (``cxrbench.data.subgroups``) come from a manifest's ``subgroup`` column, else from
+Kaggle-style file names.
 
 A folder with a ``SYNTHETIC.txt`` marker (written by ``make_synthetic_dataset``) loads as kind
 "synthetic". Image files are those ``formats.is_image_file`` accepts (JPEG, PNG, TIFF, BMP,
@@ -39,6 +43,7 @@ from cxrbench.data.records import (
     make_records_table,
 )
 from cxrbench.data.scan import FileFacts, scan_files, unreadable_reason
+from cxrbench.data.subgroups import subgroup_from_name
 
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
 _LAYOUTS_HELP = (
@@ -194,6 +199,7 @@ def _read_class_folders(root: Path, folder: Path, split: str, rows: list[dict[st
                     "label": label,
                     "patient_id": patient_id_from_name(name),
                     "source_split": split,
+                    "subgroup": subgroup_from_name(name, label),
                 })
                 found += 1
         if not found:
@@ -273,9 +279,11 @@ def _read_manifest(csv_path: Path, *, allow_outside_root: bool) -> list[dict[str
             except ValueError:  # outside the manifest's folder (allowed): the absolute path
                 record_id = full.as_posix()
             patient = (raw.get("patient_id") or "").strip() or patient_id_from_name(full.name)
+            subgroup = ((raw.get("subgroup") or "").strip() if "subgroup" in header
+                        else subgroup_from_name(full.name, label))
             rows.append({"record_id": record_id, "path": str(full), "label": label,
                          "patient_id": patient, "source_split": _SPLIT_ALIASES[split_raw],
-                         "line": lineno})
+                         "line": lineno, "subgroup": subgroup})
     if not rows:
         raise DataError(f"manifest {csv_path} lists no images; add rows path,label")
     _check_split_column(csv_path, rows)

@@ -28,6 +28,7 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "width",  # pixels (nullable integer), before any EXIF rotation
     "height",
     "pixel_spacing_mm",  # DICOM "row,column" spacing in mm ("" for other formats)
+    "subgroup",  # a manifest's subgroup column, or from Kaggle file names ("" for none)
 )
 OPTIONAL_RECORD_COLUMNS: tuple[str, ...] = ("width", "height", "pixel_spacing_mm")
 CLASS_NAMES: tuple[str, str] = ("NORMAL", "PNEUMONIA")  # index = label
@@ -186,8 +187,9 @@ def make_records_table(rows: list[dict[str, object]]) -> pd.DataFrame:
     df = df.sort_values("record_id", kind="stable").reset_index(drop=True)
     df["label"] = df["label"].astype("int64")
     df["pixel_spacing_mm"] = df["pixel_spacing_mm"].fillna("")
+    df["subgroup"] = df["subgroup"].fillna("")
     for col in ("record_id", "path", "patient_id", "source_split", "content_hash",
-                "pixel_spacing_mm"):
+                "pixel_spacing_mm", "subgroup"):
         df[col] = df[col].astype(str)
     for col in ("width", "height"):
         df[col] = pd.to_numeric(df[col]).astype("Int64")

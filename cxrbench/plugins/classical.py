@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,6 +35,14 @@ from cxrbench.plugins.features import (
     extract_cached,
 )
 from cxrbench.plugins.hog import DALAL_TRIGGS, hog_pyramid, scaled_cell
+from cxrbench.plugins.persistence import (
+    load_plain_state,
+    load_sklearn,
+    load_xgboost,
+    save_plain_state,
+    save_sklearn,
+    save_xgboost,
+)
 from cxrbench.plugins.registry import register_model
 
 
@@ -86,6 +95,9 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores))
 
 
+LOGISTIC_REGRESSION = "sklearn.linear_model._logistic.LogisticRegression"
+
+
 class PlattCalibrator:
     """Logistic regression of the label on a classifier's out-of-fold decision values."""
 
@@ -93,6 +105,13 @@ class PlattCalibrator:
         from sklearn.linear_model import LogisticRegression
 
         self.model_ = LogisticRegression(C=1e4).fit(scores.reshape(-1, 1), labels)
+
+    @classmethod
+    def from_model(cls, model: Any) -> PlattCalibrator:
+        """A calibrator around an already fitted logistic regression (a saved one)."""
+        calibrator = cls.__new__(cls)
+        calibrator.model_ = model
+        return calibrator
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
         return self.model_.predict_proba(np.asarray(scores).reshape(-1, 1))[:, 1]
@@ -278,6 +297,17 @@ class HogSVM(Plugin):
         X = hog_pyramid(images, self.cell_, self.card.input_size)
         return self.calibrator_(self.model_.decision_function(X))
 
+    def _save(self, directory: Path) -> list[Path]:
+        return [*save_plain_state(self, directory, skip=("model_", "calibrator_")),
+                save_sklearn(self.model_, directory / "svm.skops"),
+                save_sklearn(self.calibrator_.model_, directory / "platt.skops")]
+
+    def _load(self, directory: Path) -> None:
+        load_plain_state(self, directory)
+        self.model_ = load_sklearn(directory / "svm.skops", ["sklearn.svm._classes.SVC"])
+        self.calibrator_ = PlattCalibrator.from_model(
+            load_sklearn(directory / "platt.skops", [LOGISTIC_REGRESSION]))
+
 
 # ------------------------------------------------------------------------------ hog_xgboost
 def texture_features(images: ImageSet, design_size: int,
@@ -379,6 +409,17 @@ class HogXGBoost(Plugin):
         X, _ = texture_features(images, self.card.input_size)
         return self.model_.predict_proba(X)[:, 1]
 
+    def _save(self, directory: Path) -> list[Path]:
+        return [*save_plain_state(self, directory, skip=("model_",)),
+                save_xgboost(self.model_, directory / "xgboost.ubj")]
+
+    def _load(self, directory: Path) -> None:
+        from xgboost import XGBClassifier
+
+        load_plain_state(self, directory)
+        self.model_ = load_xgboost(directory / "xgboost.ubj", XGBClassifier,
+                                   n_jobs=self.n_jobs or usable_cores())
+
 
 # ------------------------------------------------------------------------------ pixels_logreg
 @register_model
@@ -423,3 +464,13 @@ class PixelsLogReg(Plugin):
 
     def _predict(self, images: ImageSet) -> np.ndarray:
         return self.model_.predict_proba(self._features(images))[:, 1]
+
+    def _save(self, directory: Path) -> list[Path]:
+        return [*save_plain_state(self, directory, skip=("model_",)),
+                save_sklearn(self.model_, directory / "pipeline.skops")]
+
+    def _load(self, directory: Path) -> None:
+        load_plain_state(self, directory)
+        self.model_ = load_sklearn(directory / "pipeline.skops", [
+            "sklearn.pipeline.Pipeline", "sklearn.preprocessing._data.StandardScaler",
+            LOGISTIC_REGRESSION])

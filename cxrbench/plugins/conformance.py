@@ -433,6 +433,88 @@ def check_fit_info_is_json(plugin: Plugin, data: CheckData) -> None:
                              "values with float()/int()/.tolist()") from err
 
 
+PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+def _saved(plugin: Plugin, data: CheckData, folder: Any) -> tuple[Plugin, Any]:
+    """The fitted plugin and the model folder it was saved to (under ``folder``)."""
+    from pathlib import Path
+
+    from cxrbench.plugins.artifacts import save_model
+
+    fitted = data.fitted(plugin)
+    directory = Path(folder) / "model"
+    try:
+        save_model(fitted, directory, input_size=data.size, channels=data.channels,
+                   threshold=0.5, threshold_rule="fixed:0.5")
+    except Exception as err:
+        raise AssertionError(
+            f"{_name(plugin)}: a fitted plugin cannot be saved ({type(err).__name__}: {err}); "
+            "keep fitted state in numpy arrays and plain values, or implement _save/_load with "
+            "the safe formats of cxrbench.plugins.persistence") from err
+    return fitted, directory
+
+
+def check_save_load_round_trip(plugin: Plugin, data: CheckData) -> None:
+    """Saved (``save_model``) and loaded (``load_model``), a fitted plugin predicts the same
+    probabilities (to 1e-6), and none of its files is a pickle."""
+    import tempfile
+
+    from cxrbench.plugins.artifacts import MODEL_FILE, load_model
+
+    name = _name(plugin)
+    with tempfile.TemporaryDirectory() as tmp:
+        fitted, directory = _saved(plugin, data, tmp)
+        test = data.test.without_labels()
+        before = fitted.predict_proba(test)
+        repeatable = _max_difference(before, fitted.predict_proba(test)) <= 1e-6
+        for path in sorted(directory.rglob("*")):
+            if path.is_file() and path.name != MODEL_FILE:
+                with open(path, "rb") as handle:
+                    head = handle.read(2)
+                assert head not in PICKLE_MAGIC, (
+                    f"{name}: its save writes a pickle ({path.name}); pickles execute code when "
+                    "loaded: use numpy arrays, JSON, skops, XGBoost JSON/UBJ or Keras .keras")
+        try:
+            restored = load_model(directory, factory=lambda info: clone(fitted)).plugin
+        except Exception as err:
+            raise AssertionError(f"{name}: a saved model cannot be loaded back "
+                                 f"({type(err).__name__}: {err})") from err
+        after = restored.predict_proba(test)
+    diff = _max_difference(before, after) if repeatable else 0.0
+    assert diff <= 1e-6, (f"{name}: the loaded model predicts differently (max difference "
+                          f"{diff:.3g}); some fitted state is not saved by _save/_load")
+
+
+def check_tampered_model_refused(plugin: Plugin, data: CheckData) -> None:
+    """A saved model with one byte of one file changed is refused when loaded."""
+    import tempfile
+
+    from cxrbench.plugins.artifacts import MODEL_FILE, load_model
+    from cxrbench.plugins.persistence import ArtifactError
+
+    name = _name(plugin)
+    with tempfile.TemporaryDirectory() as tmp:
+        fitted, directory = _saved(plugin, data, tmp)
+        files = [p for p in sorted(directory.rglob("*")) if p.is_file() and p.name != MODEL_FILE]
+        assert files, f"{name}: its save wrote no file besides {MODEL_FILE}"
+        for path in files:
+            original = path.read_bytes()
+            tampered = bytearray(original or b"\0")
+            tampered[len(tampered) // 2] ^= 0x01
+            path.write_bytes(bytes(tampered))
+            try:
+                load_model(directory, factory=lambda info: clone(fitted))
+            except ArtifactError:
+                pass
+            else:
+                raise AssertionError(f"{name}: a model whose {path.name} was modified loaded "
+                                     "without complaint; every file must be listed (with its "
+                                     "sha256) in model.json")
+            finally:
+                path.write_bytes(original)
+
+
 CHECKS: tuple[Callable[[Plugin, CheckData], None], ...] = (
     check_card_complete,
     check_import_without_frameworks,
@@ -443,6 +525,8 @@ CHECKS: tuple[Callable[[Plugin, CheckData], None], ...] = (
     check_same_seed_same_output,
     check_one_class_raises,
     check_pickle_round_trip,
+    check_save_load_round_trip,
+    check_tampered_model_refused,
     check_fit_info_is_json,
 )
 CHECKS_BY_NAME = {check.__name__: check for check in CHECKS}

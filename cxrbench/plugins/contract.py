@@ -29,6 +29,7 @@ from cxrbench.plugins.params import (
     unknown_parameter,
     validate,
 )
+from cxrbench.plugins.persistence import load_plain_state, save_plain_state
 
 # A plugin's family is an open, lower-case name: third-party plugins may bring their own. The
 # built-in families, which the report groups and colours by:
@@ -210,11 +211,39 @@ class Plugin:
             )
         return np.asarray(self._predict(images), dtype=np.float64).reshape(-1)
 
+    def save(self, directory: str | Path) -> list[Path]:
+        """Write the fitted state into ``directory`` (created if needed) in formats that load
+        without executing code; returns the files written. Parameters are not saved here:
+        :func:`cxrbench.plugins.artifacts.save_model` records them (and every file's sha256)
+        in ``model.json``."""
+        if not getattr(self, "is_fitted_", False):
+            raise NotFittedError(f"{self.card.name} is not fitted yet: nothing to save")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        return list(self._save(directory))
+
+    def load(self, directory: str | Path) -> Plugin:
+        """Restore fitted state written by :meth:`save` into this plugin, which must have been
+        made with the same parameters. Verify the files first:
+        :func:`cxrbench.plugins.artifacts.load_model` does, and is what users call."""
+        self._load(Path(directory))
+        self.is_fitted_ = True
+        return self
+
     def _fit(self, train: ImageSet, val: ImageSet) -> None:
         raise NotImplementedError
 
     def _predict(self, images: ImageSet) -> np.ndarray:
         raise NotImplementedError
+
+    def _save(self, directory: Path) -> list[Path]:
+        """Default: fitted attributes that are numeric numpy arrays or plain JSON values
+        (``state.json`` + ``arrays.npz``); override for framework objects (see
+        :mod:`cxrbench.plugins.persistence`)."""
+        return save_plain_state(self, directory)
+
+    def _load(self, directory: Path) -> None:
+        load_plain_state(self, directory)
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

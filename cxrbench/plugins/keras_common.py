@@ -27,11 +27,15 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from cxrbench.plugins.contract import ImageSet, Plugin, PluginError, param
+from cxrbench.plugins.persistence import load_keras, load_plain_state, save_keras, save_plain_state
+
+KERAS_FILE = "model.keras"  # a saved deep plugin's network (architecture + weights, safe mode)
 
 # A per-batch transform of float32 images (n, h, w, c), e.g. scaling to [0, 1].
 Preprocess = Callable[[np.ndarray], np.ndarray]
@@ -496,3 +500,11 @@ class KerasPlugin(Plugin):
     def _predict(self, images: ImageSet) -> np.ndarray:
         return predict(self.model_, images, batch_size=self.predict_batch_size,
                        channels=self.card.channels, preprocess=self._preprocess())
+
+    def _save(self, directory: Path) -> list[Path]:
+        return [*save_plain_state(self, directory, skip=("model_",)),
+                save_keras(self.model_, directory / KERAS_FILE)]
+
+    def _load(self, directory: Path) -> None:
+        load_plain_state(self, directory)
+        self.model_ = load_keras(directory / KERAS_FILE)

@@ -4,6 +4,7 @@ on HOG features (scikit-learn)."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -12,6 +13,12 @@ from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin, param
 from cxrbench.plugins.features import ExtractionStats
 from cxrbench.plugins.hog import DALAL_TRIGGS, hog_pyramid
 from cxrbench.plugins.keras_common import KerasPlugin
+from cxrbench.plugins.persistence import (
+    load_plain_state,
+    load_sklearn,
+    save_plain_state,
+    save_sklearn,
+)
 from cxrbench.plugins.registry import register_model
 
 
@@ -133,3 +140,22 @@ class HogMLP(Plugin):
     def _predict(self, images: ImageSet) -> np.ndarray:
         X = self.scaler_.transform(hog_pyramid(images, self.cell, self.card.input_size))
         return self.model_.predict_proba(X)[:, 1]
+
+    def _save(self, directory: Path) -> list[Path]:
+        # Without the Adam optimiser's moments (two more arrays per weight matrix): they only
+        # serve further training, and would triple the file.
+        model = copy.copy(self.model_)
+        vars(model).pop("_optimizer", None)
+        return [*save_plain_state(self, directory, skip=("model_", "scaler_")),
+                save_sklearn(self.scaler_, directory / "scaler.skops"),
+                save_sklearn(model, directory / "mlp.skops")]
+
+    def _load(self, directory: Path) -> None:
+        load_plain_state(self, directory)
+        self.scaler_ = load_sklearn(directory / "scaler.skops",
+                                    ["sklearn.preprocessing._data.StandardScaler"])
+        self.model_ = load_sklearn(directory / "mlp.skops", [
+            "sklearn.neural_network._multilayer_perceptron.MLPClassifier",
+            # Fitted state an MLP keeps (its label binarizer and random state): arrays and
+            # numbers, read by skops without code.
+            "sklearn.preprocessing._label.LabelBinarizer", "numpy.random.mtrand.RandomState"])

@@ -29,6 +29,7 @@ from cxrbench.report import (
 )
 from cxrbench.report.calibration_figures import reliability_rows
 from cxrbench.report.gallery import TOP_MODELS, ImageStore, build_gallery
+from cxrbench.report.generalisation import generalisation_context
 from cxrbench.report.hard_cases import hard_cases
 from cxrbench.report.palette import palette
 from cxrbench.report.payload import embed_json, report_payload
@@ -179,6 +180,7 @@ def report_context(results: dict[str, Any], data_root: str | Path | None = None
         "failures": [r for r in results.get("records", []) if r["status"] != "ok"],
         "payload": embed_json(payload),
         "csv_text": csv_text,
+        "generalisation": generalisation_context(results, order),
         "generated": utc_now(),
     }
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from cxrbench.files import atomic_write_text
 from cxrbench.report.markdown import code_span, escape_markdown
+from cxrbench.results.leaderboard import EXTERNAL_METRICS, external_column
 
 MARKDOWN_COLUMNS = (
     ("roc_auc", "ROC AUC", 3), ("accuracy", "Accuracy", 3), ("recall", "Sensitivity", 3),
@@ -28,10 +29,17 @@ def _num(value: Any, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
+def external_names(results: dict[str, Any]) -> list[str]:
+    """External sets that were scored (error entries have no column)."""
+    return sorted(name for name, e in (results.get("external") or {}).items()
+                  if e.get("status") == "ok")
+
+
 def _cell(row: dict[str, Any], key: str, digits: int) -> str:
     text = _num(row.get(key), digits)
     low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
-    if key in INTERVAL_COLUMNS and low is not None and high is not None and text != "–":
+    interval = key in INTERVAL_COLUMNS or key.startswith("ext_")
+    if interval and low is not None and high is not None and text != "–":
         text += f" [{_num(low, digits)}, {_num(high, digits)}]"
     return text
 
@@ -64,7 +72,10 @@ def leaderboard_markdown(results: dict[str, Any], rows: list[dict[str, Any]]) ->
                  f"{code_span(run.get('threshold_rule'))} (chosen on validation). "
                  f"Split {code_span(str((results.get('split') or {}).get('sha256', ''))[:12])}.")
     lines.append("")
-    header = ["Model", "Seeds"] + [label for _, label, _ in MARKDOWN_COLUMNS] + ["vs best"]
+    external = external_names(results)
+    header = (["Model", "Seeds"] + [label for _, label, _ in MARKDOWN_COLUMNS]
+              + [f"ROC AUC {escape_markdown(name)} (external)" for name in external]
+              + ["vs best"])
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
     for row in rows:
@@ -77,6 +88,7 @@ def leaderboard_markdown(results: dict[str, Any], rows: list[dict[str, Any]]) ->
         versus = "best" if row.get("best") else _p_value(p)
         cells = [name, f"{row['n_ok']}/{row['n_seeds']}"]
         cells += [_cell(row, key, digits) for key, _, digits in MARKDOWN_COLUMNS]
+        cells += [_cell(row, external_column(name), 3) for name in external]
         lines.append("| " + " | ".join(cells + [versus]) + " |")
     method = (statistics.get("method") or {}).get("bootstrap") or {}
     lines += ["", "◆ best test ROC AUC; ≈ not significantly worse than the best "
@@ -110,6 +122,11 @@ def leaderboard_csv(results: dict[str, Any], rows: list[dict[str, Any]],
                 line[key + suffix] = _round(row.get(key + suffix), 4)
         for key, digits in CSV_TIMINGS:
             line[key] = _round(row.get(key), digits)
+        for name in external_names(results):  # each external set scored: its columns
+            for metric in EXTERNAL_METRICS:
+                key = external_column(name, metric)
+                for suffix in (("", "_low", "_high") if metric == "roc_auc" else ("",)):
+                    line[key + suffix] = _round(row.get(key + suffix), 4)
         line["n_params"] = row.get("n_params")
         p = row.get("delong_p_holm")
         line["delong_p_holm"] = float(f"{p:.3g}") if _finite(p) else None

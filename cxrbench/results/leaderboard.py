@@ -21,7 +21,9 @@ def leaderboard(results: dict[str, Any], split: str = "test") -> pd.DataFrame:
     ``<metric>_std`` (over seeds) and, on the test split, ``<metric>_low`` / ``<metric>_high``
     (95 % patient-bootstrap interval of the seed mean); the timings; ``n_params``; ``best``,
     ``delong_p``, ``delong_p_holm``, ``mcnemar_p``, ``mcnemar_p_holm`` and ``not_worse`` (not
-    significantly worse than the best on ROC AUC) from ``statistics``.
+    significantly worse than the best on ROC AUC) from ``statistics``. For each external set
+    NAME that was scored: ``ext_NAME_roc_auc`` (with ``_low`` / ``_high``), ``ext_NAME_recall``
+    and ``ext_NAME_specificity`` (seed means, at the validation thresholds).
     """
     if "summary" not in results or "statistics" not in results:
         raise ValueError("the results carry no summary and statistics: pass them through "
@@ -56,10 +58,37 @@ def leaderboard(results: dict[str, Any], split: str = "test") -> pd.DataFrame:
             row[f"{test}_p_holm"] = comparison.get(test, {}).get("p_holm")
         row["not_worse"] = bool(row["best"] or comparison.get("not_worse", False))
         rows.append(row)
+    _add_external_columns(rows, results)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
     return frame.sort_values("roc_auc", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def external_column(name: str, metric: str = "roc_auc") -> str:
+    """The leaderboard column of an external set's metric: ``ext_<name>_<metric>``."""
+    return f"ext_{name}_{metric}"
+
+
+EXTERNAL_METRICS = ("roc_auc", "recall", "specificity")
+
+
+def _add_external_columns(rows: list[dict[str, Any]], results: dict[str, Any]) -> None:
+    """Per ok external set: ROC AUC (with its interval), sensitivity and specificity of the
+    seed mean, from ``statistics.generalisation`` (None for a model not scored there)."""
+    sets = ((results.get("statistics") or {}).get("generalisation") or {}).get("sets") or {}
+    for name, entry in sorted((results.get("external") or {}).items()):
+        if entry.get("status") != "ok":
+            continue
+        models = (sets.get(name) or {}).get("models") or {}
+        for row in rows:
+            scores = models.get(row["model"]) or {}
+            for metric in EXTERNAL_METRICS:
+                value = scores.get(metric) or {}
+                row[external_column(name, metric)] = value.get("estimate")
+                if metric == "roc_auc":
+                    row[external_column(name, metric) + "_low"] = value.get("low")
+                    row[external_column(name, metric) + "_high"] = value.get("high")
 
 
 def load(path: str | Path) -> pd.DataFrame:

@@ -122,6 +122,14 @@ def merge_results(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
 
     merged = copy.deepcopy(parts[-1][1])
     records = list(kept.values())
+    external = merge_external(parts, {job: r["origin"]["file"] for job, r in kept.items()})
+    merged.pop("external", None)
+    if external:
+        merged["external"] = external
+    checks = [results.get("source_check") for _, results in parts if results.get("source_check")]
+    merged.pop("source_check", None)
+    if checks:
+        merged["source_check"] = copy.deepcopy(checks[-1])
     commits = {(r["origin"].get("commit"), r["origin"].get("dirty")) for r in records}
     merged["records"] = records
     merged["provenance"]["git"] = {
@@ -162,6 +170,36 @@ def _sources(records: Any) -> list[dict[str, Any]]:
             "hostname": o.get("hostname"), "command": o.get("command"), "jobs": []})
         entry["jobs"].append(record["job_id"])
     return list(groups.values())
+
+
+def merge_external(parts: list[tuple[str, dict[str, Any]]],
+                   origin: dict[str, str]) -> dict[str, Any]:
+    """External sets of the files, joined by name: a set must hold the same images in every
+    file that scored it; each record keeps the external scores of the file its own record
+    came from (a replaced record's old scores belong to another fitted model)."""
+    out: dict[str, Any] = {}
+    for name, results in parts:
+        for set_name, entry in (results.get("external") or {}).items():
+            previous = out.get(set_name)
+            if entry.get("status") != "ok":
+                if previous is None or previous.get("status") != "ok":
+                    out[set_name] = copy.deepcopy(entry)
+                continue
+            if previous is not None and previous.get("status") == "ok" and (
+                    previous.get("data_hash") != entry.get("data_hash")
+                    or previous.get("ids") != entry.get("ids")):
+                raise MergeError(f"external set {set_name!r} holds other images in {name} than "
+                                 "in an earlier file; evaluate one of them under another "
+                                 "--name before merging")
+            scores = dict(previous.get("records") or {}) if previous and previous.get(
+                "status") == "ok" else {}
+            scores.update({job: copy.deepcopy(score) for job, score in
+                           (entry.get("records") or {}).items() if origin.get(job) == name})
+            out[set_name] = {**copy.deepcopy(entry), "records": scores}
+    for entry in out.values():  # scores of records no longer in the merged file go
+        if entry.get("status") == "ok":
+            entry["records"] = {job: s for job, s in entry["records"].items() if job in origin}
+    return out
 
 
 def merge_files(paths: list[str | Path]) -> dict[str, Any]:

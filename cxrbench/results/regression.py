@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from cxrbench.results.external_view import external_name, scored_sets, with_external_split
 from cxrbench.results.io import read_results
 from cxrbench.scoring.metrics import METRICS, TIMING_DIRECTIONS, higher_is_better
 from cxrbench.scoring.thresholds import canonical_rule
@@ -231,6 +232,25 @@ def check_comparable(baseline: dict[str, Any], candidate: dict[str, Any]) -> lis
                            "threshold rule: run the candidate with the baseline's settings, or "
                            "refresh the baseline on purpose")
     return reasons
+
+
+def _external_comparable(baseline: dict[str, Any], candidate: dict[str, Any],
+                         name: str) -> list[str]:
+    """Reasons two files cannot be compared on external set ``name`` (scored in both, on the
+    same images)."""
+    sets = {"baseline": scored_sets(baseline).get(name), "candidate": scored_sets(candidate)
+            .get(name)}
+    missing = [side for side, entry in sets.items() if entry is None]
+    if missing:
+        known = sorted(set(scored_sets(baseline)) | set(scored_sets(candidate)))
+        return [f"external set {name!r} was not scored in the {' and '.join(missing)} "
+                f"(scored sets: {', '.join(known) or 'none'}); run `cxrbench evaluate` on both"]
+    if sets["baseline"].get("data_hash") != sets["candidate"].get("data_hash") or (
+            sets["baseline"].get("ids") != sets["candidate"].get("ids")):
+        return [f"external set {name!r} holds other images in the two files (data hash "
+                f"{str(sets['baseline'].get('data_hash'))[:12]} vs "
+                f"{str(sets['candidate'].get('data_hash'))[:12]}): not comparable"]
+    return []
 
 
 def machine_warnings(baseline: dict[str, Any], candidate: dict[str, Any]) -> list[str]:
@@ -480,6 +500,12 @@ def compare_results(
                             describe_run(candidate, candidate_path), split,
                             tolerances={m: t.describe() for m, t in merged.items()})
     comparison.incomparable = check_comparable(baseline, candidate)
+    name = external_name(split)
+    if name is not None and not comparison.incomparable:
+        comparison.incomparable = _external_comparable(baseline, candidate, name)
+        if not comparison.incomparable:
+            baseline = with_external_split(baseline, name)
+            candidate = with_external_split(candidate, name)
     if comparison.incomparable:
         return comparison
     comparison.warnings = machine_warnings(baseline, candidate)

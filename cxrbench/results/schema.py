@@ -1,9 +1,11 @@
 """The results file's schema, as types: what every field of the file and of a record holds.
 
-``schema_version`` 1. The file is JSON; undefined numbers (a metric on one class, NaN) are
-stored as ``null``. ``summary``, ``statistics`` and ``small_data`` are derived from the records
-(``cxrbench.stats.with_statistics``): readers recompute them rather than trust stored copies,
-and files written before a derived section existed still read.
+``schema_version`` 2 (version 1 files, which have no ``external``, ``source_check``,
+``model_artifact`` or ``evaluation.*.subgroups``, are still read). The file is JSON;
+undefined numbers (a metric on one class, NaN) are stored as ``null``. ``summary`` and
+``statistics`` are derived from the records (``cxrbench.stats.with_statistics``): readers
+recompute them rather than trust stored copies, and files written before a derived section
+(``small_data``) existed still read.
 ``cxrbench.results.validate`` checks a parsed file against these types and ranges.
 """
 
@@ -11,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, NotRequired, TypedDict
 
-SCHEMA_VERSION = 1  # the newest version this cxrbench writes and reads (it reads 1..this)
+SCHEMA_VERSION = 2  # the newest version this cxrbench writes and reads (it reads 1..this)
+# 2: external[NAME] (external validation), source_check, records' model_artifact, subgroups
 SPLITS = ("val", "test")
 RecordStatus = Literal["ok", "error", "timeout"]
 RECORD_STATUSES: tuple[str, ...] = ("ok", "error", "timeout")
@@ -72,6 +75,13 @@ PluginOrigin = TypedDict("PluginOrigin", {
     "class": str, "file": str | None, "sha256": str | None,
     "sha256_of": Literal["file", "class source"] | None,
 })
+class ModelArtifact(TypedDict):
+    """Where ``--save-models`` saved a record's fitted model (``path`` None when it failed)."""
+
+    path: str | None  # relative to the results file: "models/<job_id>"
+    model_json_sha256: NotRequired[str]  # checked before the model is loaded again
+    bytes: NotRequired[int]  # size on disk of the model folder
+    error: JobError | None
 
 
 class Record(TypedDict):
@@ -103,6 +113,7 @@ class Record(TypedDict):
     origin: NotRequired[Origin]
     worker: NotRequired[dict[str, Any]]  # the Dask worker that ran it: address, hostname
     plugin: NotRequired[PluginOrigin]  # its class, source file and sha256
+    model_artifact: NotRequired[ModelArtifact]  # with --save-models
 
 
 # ------------------------------------------------------------------------------- the file
@@ -179,6 +190,51 @@ class EvaluationSplit(TypedDict):
     ids: list[str]  # the images every record was scored on, in prediction order
     labels: list[int]  # 0 NORMAL, 1 PNEUMONIA
     groups: list[str]  # patient ids: the bootstrap's resampling unit
+    subgroups: NotRequired[list[str]]  # version 2: each image's subgroup ("" for none)
+
+
+class ExternalRecord(TypedDict, total=False):
+    """One saved model scored on an external set, at its validation threshold."""
+
+    status: RecordStatus  # "ok" or "error"
+    error: dict[str, Any] | None  # type, message
+    model: str
+    seed: int
+    threshold: float
+    decoder_version: int
+    metrics: dict[str, float | None]  # the metrics of metrics.test
+    confusion: Confusion
+    predictions: list[float]  # aligned with the entry's ids
+    timing: dict[str, float]  # load_s, predict_s, predict_ms_per_image, decode_s
+
+
+class ExternalSet(TypedDict, total=False):
+    """``external[NAME]``: a labelled set from another source, scored by the saved models.
+
+    ``status`` "error" entries hold only path, error and evaluated. The images every record
+    was scored on are ``ids`` (with ``labels``, ``groups``, ``subgroups``), in prediction order.
+    """
+
+    status: Literal["ok", "error"]
+    error: dict[str, Any] | None
+    path: str
+    kind: str
+    data_hash: str
+    synthetic: bool
+    n_records: int
+    unreadable: list[str]  # record ids that could not be decoded (left out for every model)
+    counts: dict[str, int]  # NORMAL, PNEUMONIA, patients (of the evaluated images)
+    ids: list[str]
+    labels: list[int]
+    groups: list[str]
+    subgroups: list[str]
+    decoder_version: int
+    cxrbench_version: str
+    evaluated: str  # ISO 8601, UTC
+    command: list[str] | None
+    decode_s: dict[str, float]  # "128x1" -> seconds to decode (and cache) the set
+    records: dict[str, ExternalRecord]  # job_id -> the model's scores
+    source_check: dict[str, Any]  # see cxrbench.run.source_check
 
 
 class SmallData(TypedDict):
@@ -201,3 +257,5 @@ class ResultsFile(TypedDict):
     statistics: NotRequired[dict[str, Any]]  # derived: cxrbench.stats.compute_statistics
     small_data: NotRequired[SmallData]  # derived: cxrbench.stats.small_data (absent in older files)
     data_audit: NotRequired[dict[str, Any]]
+    external: NotRequired[dict[str, ExternalSet]]  # version 2: name -> external set
+    source_check: NotRequired[dict[str, Any]]  # version 2: "val"/"test" -> source check

@@ -17,6 +17,11 @@ from cxrbench.results.schema import (
     SPLITS,
     ResultsError,
 )
+from cxrbench.results.validate_external import (
+    check_external,
+    check_model_artifact,
+    check_source_check,
+)
 from cxrbench.scoring.metrics import METRICS, TIMING_DIRECTIONS
 from cxrbench.scoring.thresholds import ThresholdRule
 
@@ -89,6 +94,8 @@ def find_problems(data: Any) -> list[str]:
     _check_run(check, data.get("run"))
     _check_provenance(check, data.get("provenance"))
     lengths = _check_evaluation(check, data.get("evaluation"))
+    check_external(check.add, data.get("external"))
+    check_source_check(check.add, data.get("source_check"))
     records = data.get("records")
     if "records" in data and not isinstance(records, list):
         check.add("records", f"must be a list, got {_show(records)}")
@@ -182,6 +189,11 @@ def _check_evaluation(check: _Checker, evaluation: Any) -> dict[str, int]:
         if groups is not None and not (isinstance(groups, list) and len(groups) == len(ids)):
             check.add(f"{where}.groups", f"must be a list of one patient id per image "
                       f"({len(ids)}), got {_show(groups)}")
+        subgroups = section.get("subgroups")
+        if subgroups is not None and not (isinstance(subgroups, list)
+                                          and len(subgroups) == len(ids)):
+            check.add(f"{where}.subgroups", f"must be a list of one subgroup per image "
+                      f"({len(ids)}), got {_show(subgroups)}")
     return lengths
 
 
@@ -206,6 +218,7 @@ def _check_record(check: _Checker, i: int, record: Any, lengths: dict[str, int])
         check.add(where, f"has status {_show(status)}; expected one of {RECORD_STATUSES}")
     for key in ("params", "fit_info", "error", "origin", "worker"):
         check.object(f"{where}: {key}", record.get(key))
+    check_model_artifact(check.add, where, record.get("model_artifact"))
     if record.get("threshold_rule") is not None:
         try:
             ThresholdRule.parse(record["threshold_rule"])

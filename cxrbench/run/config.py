@@ -8,6 +8,7 @@ Values are checked when a ``RunConfig`` or a ``ModelSpec`` is made, before any d
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from cxrbench.splits import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
 __all__ = [
     "DEFAULT_EXECUTOR", "DEFAULT_SEEDS", "DEFAULT_SPLIT_SEED", "DEFAULT_SUITE",
     "DEFAULT_THRESHOLD_RULE", "DEFAULT_VAL_FRACTION", "EXECUTORS", "MAX_SEED", "MAX_TIMEOUT_S",
-    "ConfigError", "ModelSpec", "RunConfig", "check_params", "check_seeds", "check_timeout",
+    "ConfigError", "ExternalSpec", "ModelSpec", "RunConfig", "check_external_name",
+    "check_params", "check_seeds", "check_timeout",
 ]
 
 EXECUTORS = ("process", "inline", "dask")
@@ -71,6 +73,35 @@ def check_params(params: Any, where: str = "params") -> dict[str, Any]:
     return dict(params)
 
 
+EXTERNAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+RESERVED_SET_NAMES = ("train", "val", "test")  # the run's own splits
+
+
+def check_external_name(name: Any, where: str = "external name") -> str:
+    """A name for an external set: letters, digits, ``_ . -`` (at most 64), not a split name."""
+    if not isinstance(name, str) or not EXTERNAL_NAME.match(name):
+        raise ConfigError(f"{where} {name!r} must be 1-64 letters, digits, '_', '.' or '-', "
+                          "starting with a letter or digit (e.g. 'hospital_b')")
+    if name.lower() in RESERVED_SET_NAMES:
+        raise ConfigError(f"{where} {name!r} is the name of one of the run's own splits; "
+                          "choose another (e.g. 'external_test')")
+    return name
+
+
+@dataclass
+class ExternalSpec:
+    """A labelled external set scored by every saved model of a run: a name and a path."""
+
+    name: str
+    path: Path
+
+    def __post_init__(self) -> None:
+        self.name = check_external_name(self.name)
+        if not isinstance(self.path, str | Path) or not str(self.path):
+            raise ConfigError(f"external set {self.name}: needs a path to a data set")
+        self.path = Path(self.path).expanduser()
+
+
 @dataclass
 class ModelSpec:
     """One plugin of a run: its registered name, hyperparameter overrides and timeout."""
@@ -116,6 +147,8 @@ class RunConfig:
     # Local plugin files and modules, already imported by the caller (load_plugins); job
     # processes and Dask workers import them again, checked against their sha256.
     plugins: list[PluginImport] = field(default_factory=list)
+    save_models: bool = False  # write each fitted model to OUT/models/<job_id>/
+    external: list[ExternalSpec] = field(default_factory=list)  # scored after the jobs
 
     def __post_init__(self) -> None:
         self.data_path = Path(self.data_path)
@@ -148,3 +181,10 @@ class RunConfig:
         if not all(isinstance(item, PluginImport) for item in self.plugins):
             raise ConfigError("plugins must be what cxrbench.plugins.sources.load_plugins "
                               "returns (the files and modules it imported)")
+        names = [spec.name for spec in self.external]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ConfigError(f"external set name(s) {repeated} given more than once; give "
+                              "each set its own name")
+        if self.external:
+            self.save_models = True  # external sets are scored by the saved models

@@ -41,6 +41,7 @@ from cxrbench.plugins.registry import (
     get_model_class,
 )
 from cxrbench.provenance import utc_now
+from cxrbench.results.io import read_results
 from cxrbench.run.config import RunConfig
 from cxrbench.run.executors import Executor, ExecutorError, make_executor
 from cxrbench.run.jobs import Job
@@ -323,11 +324,33 @@ def _run_locked(config: RunConfig, cache_dir: Path, output: RunOutput,
         raise _stop_on_fault(err, results, session, output, "interrupted") from err
     results = _finish(results, session, output,
                       "complete" if signum is None else "interrupted")
+    if config.external and signum is None:
+        results = _score_external_sets(config, cache_dir, output.results_path)
     report_path = _write_report(results, output, dataset.root) if config.report else None
     n_ok = sum(r["status"] == "ok" for r in results["records"])
     return RunOutcome(results_path=output.results_path, report_path=report_path,
                       status=results["run"]["status"], n_ok=n_ok,
                       n_failed=len(results["records"]) - n_ok, signal=signum)
+
+
+def _score_external_sets(config: RunConfig, cache_dir: Path,
+                         results_path: Path) -> dict[str, Any]:
+    """``--external NAME=PATH``: each set scored by the saved models, as `cxrbench evaluate`
+    does (one code path); a set that cannot be scored is an error entry, logged."""
+    from cxrbench.run.evaluate import EvaluateError, evaluate_run
+
+    for spec in config.external:
+        try:
+            outcome = evaluate_run(config.out_dir, spec.path, name=spec.name,
+                                   cache_dir=cache_dir, command=config.command, report=False,
+                                   take_lock=False,  # the run holds its folder's lock
+                                   allow_outside_root=config.allow_outside_root)
+        except EvaluateError as err:
+            _log(f"external {spec.name}: not evaluated: {err}")
+            continue
+        if outcome.status == "error":
+            _log(f"external {spec.name}: ERROR {outcome.message}")
+    return read_results(results_path)
 
 
 def _describe(record: dict[str, Any], i: int, n: int) -> str:

@@ -53,6 +53,8 @@ class Job:
     plugin_payload: bytes | None = None
     plugins: tuple[PluginImport, ...] = ()  # local plugin files/modules, imported first
     plugin_origin: dict[str, Any] | None = None  # class, file, sha256: noted in the record
+    save_model_to: str | None = None  # a model folder to save the fitted model to (--save-models)
+    model_metadata: dict[str, Any] = field(default_factory=dict)  # run facts for its model.json
 
     @property
     def job_id(self) -> str:
@@ -279,6 +281,10 @@ def run_job(job: Job) -> dict[str, Any]:
             },
             skipped_images=skipped,
         )
+        if job.save_model_to:
+            from cxrbench.run.saving import save_job_model
+
+            record["model_artifact"] = save_job_model(plugin, job, record)
     except Exception as err:  # a failing plugin is a result row, and the run goes on
         record["error"] = {
             "type": type(err).__name__,

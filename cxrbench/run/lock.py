@@ -25,9 +25,9 @@ import psutil
 
 from cxrbench.files import is_write_fault, write_fault_message
 from cxrbench.provenance import utc_now
+from cxrbench.run.layout import LOCK_FILE
 from cxrbench.run.plan import RunError
 
-LOCK_FILE = ".cxrbench.lock"
 NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)  # then the holder's record guards
 START_TIME_SLACK_S = 1.0  # process start times are read back with this much rounding
 

@@ -24,12 +24,10 @@ from typing import Any
 from cxrbench.files import is_write_fault, write_fault_message
 from cxrbench.provenance import utc_now
 from cxrbench.results.io import ResultsError, read_results, write_results
+from cxrbench.run.layout import REPORT_FILE, RESULTS_FILE, SPLIT_FILE  # noqa: F401 (re-exported)
 from cxrbench.run.plan import RunError
 from cxrbench.splits import SplitPlan
 
-RESULTS_FILE = "results.json"
-SPLIT_FILE = "split_plan.json"
-REPORT_FILE = "report.html"
 RESERVE_FILE = ".cxrbench.reserve"
 RESERVE_MARGIN = 1 << 20  # bytes beyond the results' size: room for the record being added
 DERIVED = ("summary", "statistics", "small_data")  # recomputed by every reader

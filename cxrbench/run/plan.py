@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from cxrbench.data import Dataset, ImageCache
 from cxrbench.plugins.registry import get_card, model_source
 from cxrbench.plugins.sources import class_payload, plugin_origin
 from cxrbench.run.config import ModelSpec, RunConfig
-from cxrbench.run.jobs import Job
+from cxrbench.run.jobs import Job, job_id
+from cxrbench.run.saving import model_folder
 from cxrbench.splits import SplitPlan, make_split_plan
 
 
@@ -75,8 +77,20 @@ def build_jobs(config: RunConfig, dataset: Dataset, plan: SplitPlan, plan_path: 
             plugin_payload=payload,
             plugins=tuple(config.plugins),
             plugin_origin=origin,
+            save_model_to=(str(model_folder(config.out_dir.absolute(),
+                                            job_id(spec.name, spec.params, seed)))
+                           if config.save_models else None),
+            model_metadata=_model_metadata(config, dataset, plan) if config.save_models else {},
         ) for seed in config.seeds]
     return jobs
+
+
+def _model_metadata(config: RunConfig, dataset: Dataset, plan: SplitPlan) -> dict[str, Any]:
+    """What a saved model's ``model.json`` says about its training data and run."""
+    return {"data_kind": dataset.kind, "synthetic": dataset.synthetic,
+            "n_records": len(dataset.records), "split_counts": plan.counts(dataset.records),
+            "split_seed": plan.seed, "val_fraction": plan.val_fraction, "suite": config.suite,
+            "command": config.command, "allow_outside_root": config.allow_outside_root}
 
 
 def prepare_cache(

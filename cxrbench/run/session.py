@@ -51,6 +51,7 @@ def _evaluation_section(dataset: Dataset, plan: SplitPlan, failed: set[str]) -> 
             "ids": ids,
             "labels": records.loc[ids, "label"].astype(int).tolist(),
             "groups": records.loc[ids, "patient_id"].astype(str).tolist(),
+            "subgroups": records.loc[ids, "subgroup"].astype(str).tolist(),
         }
     return section
 

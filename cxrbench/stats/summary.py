@@ -16,6 +16,7 @@ import numpy as np
 
 from cxrbench.scoring.metrics import METRICS, TIMING_DIRECTIONS
 from cxrbench.stats.compute import compute_statistics
+from cxrbench.stats.generalisation import generalisation_statistics
 from cxrbench.stats.small_data import small_data
 
 
@@ -58,7 +59,13 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 def with_statistics(results: dict[str, Any], **options: Any) -> dict[str, Any]:
     """A shallow copy of ``results`` with ``summary``, ``statistics`` and ``small_data``
     computed afresh from its records (``options`` go to :func:`compute_statistics`:
-    n_resamples, seed, level)."""
+    n_resamples, seed, level).
+
+    ``statistics.generalisation`` (every set, subgroups, drops, rankings) is computed when the
+    results hold external sets; the report computes it for a run without them.
+    """
     statistics = compute_statistics(results, **options)
+    if results.get("external"):  # the external sets' intervals, drops and rankings
+        statistics["generalisation"] = generalisation_statistics(results, **options)
     return {**results, "summary": summarize(results.get("records") or []),
             "statistics": statistics, "small_data": small_data(results, statistics)}

@@ -11,6 +11,10 @@ TOML file works too.
     name = "hog_svm"
     params = { cells = [16] }   # optional
     timeout_s = 600             # optional
+    save_models = true          # optional: keep each fitted model (OUT/models/<job_id>/)
+    [[external]]                # optional, repeatable: a labelled set every model is scored on
+    name = "hospital_b"
+    path = "../data/hospital_b" # relative to the suite file's folder
 
 A suite is validated when it is loaded, and every problem is named at once: unknown keys,
 unknown model names, the threshold rule, the seeds (a non-empty list of unique non-negative
@@ -20,7 +24,7 @@ integers), timeouts (finite, positive seconds) and params (a table).
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ from cxrbench.plugins.registry import UnknownModelError, get_card
 from cxrbench.run.config import (
     DEFAULT_SEEDS,
     ConfigError,
+    ExternalSpec,
     ModelSpec,
     check_params,
     check_seeds,
@@ -36,8 +41,10 @@ from cxrbench.run.config import (
 )
 from cxrbench.scoring.thresholds import ThresholdRule
 
-SUITE_KEYS = {"description", "seeds", "threshold_rule", "timeout_s", "models"}
+SUITE_KEYS = {"description", "seeds", "threshold_rule", "timeout_s", "models", "save_models",
+              "external"}
 MODEL_KEYS = {"name", "params", "timeout_s"}
+EXTERNAL_KEYS = {"name", "path"}
 
 
 class SuiteError(ConfigError):
@@ -56,6 +63,8 @@ class Suite:
     seeds: list[int]
     threshold_rule: ThresholdRule | None  # None: the run's default
     timeout_s: float | None
+    save_models: bool = False
+    external: list[ExternalSpec] = field(default_factory=list)
 
 
 def builtin_suites() -> list[str]:
@@ -65,8 +74,9 @@ def builtin_suites() -> list[str]:
 
 def load_suite(name_or_path: str) -> Suite:
     path = Path(name_or_path)
+    base = None
     if path.suffix == ".toml" and path.is_file():
-        text, name = path.read_text(), path.stem
+        text, name, base = path.read_text(), path.stem, path.absolute().parent
     elif name_or_path in builtin_suites():
         text = files("cxrbench.run.suites").joinpath(f"{name_or_path}.toml").read_text()
         name = name_or_path
@@ -79,7 +89,7 @@ def load_suite(name_or_path: str) -> Suite:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SuiteError(f"suite {name}: invalid TOML: {err}") from err
-    return parse_suite(name, data)
+    return parse_suite(name, data, base=base)
 
 
 class _Problems:
@@ -118,8 +128,32 @@ def _model(i: int, entry: Any, problems: _Problems) -> ModelSpec | None:
     return ModelSpec(name, params, timeout) if len(problems.items) == before else None
 
 
-def parse_suite(name: str, data: dict[str, Any]) -> Suite:
-    """A validated Suite from a parsed TOML table; SuiteError lists every problem."""
+def _external(i: int, entry: Any, problems: _Problems, base: Path | None) -> ExternalSpec | None:
+    where = f"external[{i}]"
+    if not isinstance(entry, dict):
+        problems.items.append(f"{where} must be a table ([[external]] with name and path), "
+                              f"got {entry!r}")
+        return None
+    unknown = sorted(set(entry) - EXTERNAL_KEYS)
+    if unknown:
+        problems.items.append(f"{where}: unknown key(s) {unknown}; allowed: "
+                              f"{sorted(EXTERNAL_KEYS)}")
+        return None
+    path = entry.get("path")
+    if not isinstance(path, str) or not path:
+        problems.items.append(f"{where} needs a 'path': a data folder or CSV manifest")
+        return None
+    full = Path(path).expanduser()
+    if base is not None and not full.is_absolute():
+        full = base / full
+    return problems.check(ExternalSpec, entry.get("name"), full, where=where)
+
+
+def parse_suite(name: str, data: dict[str, Any], base: Path | None = None) -> Suite:
+    """A validated Suite from a parsed TOML table; SuiteError lists every problem.
+
+    ``base`` is the suite file's folder: relative external paths are read from there.
+    """
     problems = _Problems()
     unknown = sorted(set(data) - SUITE_KEYS)
     if unknown:
@@ -137,10 +171,23 @@ def parse_suite(name: str, data: dict[str, Any]) -> Suite:
     rule = (problems.check(ThresholdRule.parse, rule_text, where="threshold_rule")
             if rule_text is not None else None)
     timeout = problems.check(check_timeout, data.get("timeout_s"))
+    save_models = data.get("save_models", False)
+    if not isinstance(save_models, bool):
+        problems.items.append(f"save_models must be true or false, got {save_models!r}")
+    tables = data.get("external", [])
+    if not isinstance(tables, list):
+        problems.items.append("external must be [[external]] tables with name and path")
+        tables = []
+    external = [_external(i, entry, problems, base) for i, entry in enumerate(tables)]
+    names = [e.name for e in external if e is not None]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        problems.items.append(f"external: name(s) {repeated} given more than once")
     if len(problems.items) == 1:
         raise SuiteError(f"suite {name}: {problems.items[0]}", problems.items)
     if problems.items:
         listing = "\n".join(f"  - {item}" for item in problems.items)
         raise SuiteError(f"suite {name} has {len(problems.items)} problems:\n{listing}",
                          problems.items)
-    return Suite(name, description, [m for m in models if m is not None], seeds, rule, timeout)
+    return Suite(name, description, [m for m in models if m is not None], seeds, rule, timeout,
+                 save_models=bool(save_models), external=[e for e in external if e is not None])

@@ -7,9 +7,21 @@ regression on those few numbers. Opacities (consolidation) make the lungs whiter
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin
+from cxrbench.plugins.persistence import (
+    load_plain_state,
+    load_sklearn,
+    save_plain_state,
+    save_sklearn,
+)
+
+# Every type the saved pipeline may hold: loading refuses a file with any other.
+PIPELINE_TYPES = ["sklearn.pipeline.Pipeline", "sklearn.preprocessing._data.StandardScaler",
+                  "sklearn.linear_model._logistic.LogisticRegression"]
 
 __all__ = ["BrightnessPlugin", "lung_brightness_features"]
 
@@ -71,3 +83,13 @@ class BrightnessPlugin(Plugin):
 
     def _predict(self, images: ImageSet) -> np.ndarray:
         return self.model_.predict_proba(lung_brightness_features(images.images))[:, 1]
+
+    # Saving (`cxrbench run --save-models`): plain state by default; the scikit-learn pipeline
+    # through skops, which loads without unpickling.
+    def _save(self, directory: Path) -> list[Path]:
+        return [*save_plain_state(self, directory, skip=("model_",)),
+                save_sklearn(self.model_, directory / "pipeline.skops")]
+
+    def _load(self, directory: Path) -> None:
+        load_plain_state(self, directory)
+        self.model_ = load_sklearn(directory / "pipeline.skops", PIPELINE_TYPES)
