@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import time
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,13 @@ from cxrbench.plugins.params import (
     unknown_parameter,
     validate,
 )
+from cxrbench.plugins.preprocessing import (
+    INTENSITY_METHODS,
+    Preprocessing,
+    derived_hashes,
+    fit_reference,
+    transform_images,
+)
 
 # A plugin's family is an open, lower-case name: third-party plugins may bring their own. The
 # built-in families, which the report groups and colours by:
@@ -38,6 +46,8 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "mlp": "multilayer perceptrons, on pixels or on features",
     "cnn": "convolutional networks trained from scratch",
     "transfer": "ImageNet backbones with a new head, fine-tuned",
+    "probe": "frozen ImageNet backbone features (cached) + a classical head",
+    "ensemble": "averages of other plugins' calibrated probabilities",
 }
 Family = str
 
@@ -154,6 +164,10 @@ class Plugin:
     check_params: ClassVar[dict[str, Any]] = {}
 
     seed: int = param(0, low=0)
+    # Image standardisation before the plugin's own features or network (off by default; see
+    # cxrbench.plugins.preprocessing): an intensity step and a thorax crop.
+    intensity: str = param("none", choices=INTENSITY_METHODS)
+    thorax_crop: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -198,7 +212,10 @@ class Plugin:
                 "a binary classifier needs both NORMAL and PNEUMONIA images"
             )
         self.fit_info_: dict[str, Any] = {}
+        train, val, preprocessing = self._preprocess_fit(train, val)
         self._fit(train, val)
+        if preprocessing:
+            self.fit_info_["preprocessing"] = preprocessing
         self.is_fitted_ = True
         return self
 
@@ -208,7 +225,41 @@ class Plugin:
             raise NotFittedError(
                 f"{self.card.name} is not fitted yet: call fit(train, val) before predict_proba"
             )
+        images, _ = self._preprocess(images)
         return np.asarray(self._predict(images), dtype=np.float64).reshape(-1)
+
+    # --- image standardisation (the ``intensity`` and ``thorax_crop`` parameters) -----------
+    def _preprocessing(self) -> Preprocessing:
+        # getattr: a hand-written __init__ may not have these parameters.
+        return Preprocessing(intensity=getattr(self, "intensity", "none"),
+                             thorax_crop=bool(getattr(self, "thorax_crop", False)))
+
+    def _preprocess_fit(self, train: ImageSet, val: ImageSet
+                        ) -> tuple[ImageSet, ImageSet, dict[str, Any]]:
+        """Fit the standardisation on ``train`` (its reference is fitted state) and apply it
+        to train and val; returns what ``fit_info_['preprocessing']`` records."""
+        spec = self._preprocessing()
+        if not spec.active:
+            return train, val, {}
+        start = time.perf_counter()
+        self.intensity_reference_ = fit_reference(spec, train.images)
+        train, missed_train = self._preprocess(train)
+        val, missed_val = self._preprocess(val)
+        info: dict[str, Any] = {"intensity": spec.intensity, "thorax_crop": spec.thorax_crop,
+                                "seconds": round(time.perf_counter() - start, 3)}
+        if spec.thorax_crop:
+            info["crop_fallback"] = {"train": missed_train, "val": missed_val}
+        return train, val, info
+
+    def _preprocess(self, images: ImageSet) -> tuple[ImageSet, int]:
+        """``images`` standardised, with content hashes of their own; unchanged when off."""
+        spec = self._preprocessing()
+        if not spec.active:
+            return images, 0
+        reference = getattr(self, "intensity_reference_", None)
+        pixels, missed = transform_images(spec, images.images, reference)
+        hashes = derived_hashes(images.content_hashes, spec.digest(reference))
+        return replace(images, images=pixels, content_hashes=hashes), missed
 
     def _fit(self, train: ImageSet, val: ImageSet) -> None:
         raise NotImplementedError
@@ -221,6 +272,16 @@ class Plugin:
         return f"{type(self).__name__}({params})"
 
 
+def _plugin_init(self: Plugin, *, seed: int = 0) -> None:
+    """What a hand-written ``__init__`` calls (``super().__init__(seed=seed)``): stores the
+    seed only, so that its own signature lists every parameter it stores. (Declared plugins get
+    a generated ``__init__`` over every declared parameter, ``intensity`` and ``thorax_crop``
+    included; a hand-written one can list those two to support them.)"""
+    self.seed = seed
+
+
+_plugin_init.__qualname__ = "Plugin.__init__"
+Plugin.__init__ = _plugin_init  # type: ignore[method-assign]
 setattr(Plugin.__init__, _DECLARED, True)
 
 
