@@ -54,18 +54,33 @@ def _linear_model(head: str, C: float, seed: int) -> Any:
     return LinearSVC(C=C, max_iter=20000, random_state=seed)
 
 
-def _fold_scores(head: str, X: np.ndarray, y: np.ndarray, folds: list, C: float,
-                 seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold decision values of one candidate and its per-fold ROC AUCs."""
+def _fold_decisions(head: str, X: np.ndarray, y: np.ndarray, train: np.ndarray,
+                    test: np.ndarray, C: float, seed: int) -> np.ndarray:
+    return _linear_model(head, C, seed).fit(X[train], y[train]).decision_function(X[test])
+
+
+def _fold_scores(head: str, X: np.ndarray, y: np.ndarray, folds: list, grid: list[float],
+                 seed: int) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """For each ``C``: out-of-fold decision values and the per-fold ROC AUCs. The fits run in
+    threads (the solvers spend their time in BLAS, which releases the GIL)."""
+    from joblib import Parallel, delayed
     from sklearn.metrics import roc_auc_score
 
-    oof = np.zeros(len(y))
-    aucs = []
-    for train, test in folds:
-        model = _linear_model(head, C, seed).fit(X[train], y[train])
-        oof[test] = model.decision_function(X[test])
-        aucs.append(roc_auc_score(y[test], oof[test]))
-    return oof, np.asarray(aucs)
+    from cxrbench.cores import usable_cores
+
+    tasks = [(C, k) for C in grid for k in range(len(folds))]
+    decisions = Parallel(n_jobs=usable_cores(), prefer="threads")(
+        delayed(_fold_decisions)(head, X, y, *folds[k], C, seed) for C, k in tasks)
+    out = {}
+    for C in grid:
+        oof = np.zeros(len(y))
+        aucs = []
+        for (c, k), d in zip(tasks, decisions, strict=True):
+            if c == C:
+                oof[folds[k][1]] = d
+                aucs.append(roc_auc_score(y[folds[k][1]], d))
+        out[C] = (oof, np.asarray(aucs))
+    return out
 
 
 class EmbeddingProbe(Plugin):
@@ -101,22 +116,36 @@ class EmbeddingProbe(Plugin):
 
     # --- features ----------------------------------------------------------------------------
     def _extractor(self) -> BackboneExtractor:
+        """The backbone's feature extractor. Fitted state keeps the weights' sha256 only (no
+        path): a plugin restored elsewhere resolves its weights again, and they must match."""
+        cached = getattr(self, "_cached_extractor", None)
+        if cached is not None:
+            return cached
         resolved = resolve_weights(self.weights, backbone=self.backbone, alpha=self.alpha)
         if resolved.source == "keras":
-            raise PluginError(f"probe: no offline ImageNet weights file for {self.backbone}; "
-                              "pass weights=PATH to a no-top .h5 file, or weights=None")
+            raise PluginError(f"{self.card.name}: no offline ImageNet weights file for "
+                              f"{self.backbone}; pass weights=PATH to a no-top .h5 file, or "
+                              "weights=None")
+        fitted = getattr(self, "weights_info_", None)
+        if fitted is not None and fitted["weights_sha256"] != resolved.sha256:
+            raise PluginError(f"{self.card.name} was fitted on features of weights with sha256 "
+                              f"{fitted['weights_sha256']}, but {self.weights!r} resolves to "
+                              f"{resolved.sha256}; use the same weights file")
         self.weights_info_ = resolved.info()
-        return BackboneExtractor(
+        self._cached_extractor = BackboneExtractor(
             backbone=self.backbone, alpha=self.alpha, weights_sha256=resolved.sha256,
             weights_path=None if resolved.path is None else str(resolved.path))
+        return self._cached_extractor
 
     def _features(self, images: ImageSet, stats: ExtractionStats | None = None) -> np.ndarray:
-        return extract_cached(self.extractor_, images, stats=stats)
+        return extract_cached(self._extractor(), images, stats=stats)
 
     # --- fit ----------------------------------------------------------------------------------
     def _fit(self, train: ImageSet, val: ImageSet) -> None:
         t0 = time.perf_counter()
-        self.extractor_ = self._extractor()
+        self.weights_info_ = None
+        self._cached_extractor = None
+        self._extractor()
         stats = ExtractionStats()
         X = self._features(train, stats)
         t_features = time.perf_counter() - t0
@@ -140,8 +169,9 @@ class EmbeddingProbe(Plugin):
         table: list[dict[str, Any]] = []
         oof_by_C: dict[float, np.ndarray] = {}
         if folds is not None and len(grid) > 1:
+            by_C = _fold_scores(self.head, Xs, y, folds, grid, self.seed)
             for C in grid:  # from the most regularised (simplest) to the least
-                oof, aucs = _fold_scores(self.head, Xs, y, folds, C, self.seed)
+                oof, aucs = by_C[C]
                 oof_by_C[C] = oof
                 table.append({"C": C, "cv_auc": round(float(aucs.mean()), 5),
                               "cv_auc_se": round(float(aucs.std(ddof=1) / np.sqrt(len(aucs))),
@@ -157,7 +187,7 @@ class EmbeddingProbe(Plugin):
             if chosen in oof_by_C:
                 scores = oof_by_C[chosen]
             elif folds is not None:
-                scores = _fold_scores(self.head, Xs, y, folds, chosen, self.seed)[0]
+                scores = _fold_scores(self.head, Xs, y, folds, [chosen], self.seed)[chosen][0]
             else:  # too few patients for folds: in-sample Platt, the best there is
                 scores = Xs @ self.coef_ + self.intercept_
             platt = PlattCalibrator(scores, y).model_
