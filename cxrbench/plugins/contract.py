@@ -212,7 +212,7 @@ class Plugin:
                 "a binary classifier needs both NORMAL and PNEUMONIA images"
             )
         self.fit_info_: dict[str, Any] = {}
-        train, val, preprocessing = self._preprocess_fit(train, val)
+        train, val, preprocessing = _standardise_fit(self, train, val)
         self._fit(train, val)
         if preprocessing:
             self.fit_info_["preprocessing"] = preprocessing
@@ -225,41 +225,8 @@ class Plugin:
             raise NotFittedError(
                 f"{self.card.name} is not fitted yet: call fit(train, val) before predict_proba"
             )
-        images, _ = self._preprocess(images)
+        images, _ = standardise_images(self, images)
         return np.asarray(self._predict(images), dtype=np.float64).reshape(-1)
-
-    # --- image standardisation (the ``intensity`` and ``thorax_crop`` parameters) -----------
-    def _preprocessing(self) -> Preprocessing:
-        # getattr: a hand-written __init__ may not have these parameters.
-        return Preprocessing(intensity=getattr(self, "intensity", "none"),
-                             thorax_crop=bool(getattr(self, "thorax_crop", False)))
-
-    def _preprocess_fit(self, train: ImageSet, val: ImageSet
-                        ) -> tuple[ImageSet, ImageSet, dict[str, Any]]:
-        """Fit the standardisation on ``train`` (its reference is fitted state) and apply it
-        to train and val; returns what ``fit_info_['preprocessing']`` records."""
-        spec = self._preprocessing()
-        if not spec.active:
-            return train, val, {}
-        start = time.perf_counter()
-        self.intensity_reference_ = fit_reference(spec, train.images)
-        train, missed_train = self._preprocess(train)
-        val, missed_val = self._preprocess(val)
-        info: dict[str, Any] = {"intensity": spec.intensity, "thorax_crop": spec.thorax_crop,
-                                "seconds": round(time.perf_counter() - start, 3)}
-        if spec.thorax_crop:
-            info["crop_fallback"] = {"train": missed_train, "val": missed_val}
-        return train, val, info
-
-    def _preprocess(self, images: ImageSet) -> tuple[ImageSet, int]:
-        """``images`` standardised, with content hashes of their own; unchanged when off."""
-        spec = self._preprocessing()
-        if not spec.active:
-            return images, 0
-        reference = getattr(self, "intensity_reference_", None)
-        pixels, missed = transform_images(spec, images.images, reference)
-        hashes = derived_hashes(images.content_hashes, spec.digest(reference))
-        return replace(images, images=pixels, content_hashes=hashes), missed
 
     def _fit(self, train: ImageSet, val: ImageSet) -> None:
         raise NotImplementedError
@@ -270,6 +237,45 @@ class Plugin:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+# --- image standardisation (the ``intensity`` and ``thorax_crop`` parameters) ---------------
+# Functions, not methods: a plugin's own method names can never clash with them.
+def _standardisation(plugin: Plugin) -> Preprocessing:
+    # getattr: a hand-written __init__ may not have these parameters.
+    return Preprocessing(intensity=getattr(plugin, "intensity", "none"),
+                         thorax_crop=bool(getattr(plugin, "thorax_crop", False)))
+
+
+def _standardise_fit(plugin: Plugin, train: ImageSet, val: ImageSet
+                     ) -> tuple[ImageSet, ImageSet, dict[str, Any]]:
+    """Fit the standardisation on ``train`` (its reference is the plugin's fitted state
+    ``intensity_reference_``) and apply it to train and val; returns what
+    ``fit_info_['preprocessing']`` records (nothing when it is off)."""
+    spec = _standardisation(plugin)
+    if not spec.active:
+        return train, val, {}
+    start = time.perf_counter()
+    plugin.intensity_reference_ = fit_reference(spec, train.images)  # type: ignore[attr-defined]
+    train, missed_train = standardise_images(plugin, train)
+    val, missed_val = standardise_images(plugin, val)
+    info: dict[str, Any] = {"intensity": spec.intensity, "thorax_crop": spec.thorax_crop,
+                            "seconds": round(time.perf_counter() - start, 3)}
+    if spec.thorax_crop:
+        info["crop_fallback"] = {"train": missed_train, "val": missed_val}
+    return train, val, info
+
+
+def standardise_images(plugin: Plugin, images: ImageSet) -> tuple[ImageSet, int]:
+    """``images`` as ``plugin`` sees them after its ``intensity`` / ``thorax_crop`` step (with
+    content hashes of their own), and how many had no thorax box found; unchanged when off."""
+    spec = _standardisation(plugin)
+    if not spec.active:
+        return images, 0
+    reference = getattr(plugin, "intensity_reference_", None)
+    pixels, missed = transform_images(spec, images.images, reference)
+    hashes = derived_hashes(images.content_hashes, spec.digest(reference))
+    return replace(images, images=pixels, content_hashes=hashes), missed
 
 
 def _plugin_init(self: Plugin, *, seed: int = 0) -> None:
@@ -374,5 +380,5 @@ def _signature_specs(cls: type) -> dict[str, ParamSpec]:
 __all__ = [
     "BUILTIN_FAMILIES", "Family", "ImageSet", "ModelCard", "NotFittedError", "ParamSpec",
     "ParameterError", "Plugin", "PluginError", "clone", "declares_params", "param",
-    "validate_params",
+    "standardise_images", "validate_params",
 ]

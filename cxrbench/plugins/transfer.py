@@ -22,8 +22,9 @@ unit) trains for ``head_epochs`` at ``learning_rate``; then the whole backbone (
 ``fine_tune_learning_rate`` with cosine decay. Augmentation (``augment``) is geometric (small
 rotations, shifts, zooms) and photometric, by the ``photometric`` preset of
 :data:`cxrbench.plugins.keras_common.PHOTOMETRIC` (``"standard"``: brightness and contrast
-jitter; ``"strong"``: wider jitter, blur-to-sharpen and pixel noise). Batch-normalisation layers stay in inference mode
-(running ImageNet statistics, not updated), the usual recipe for small data sets. Inputs are RGB
+jitter; ``"strong"``: wider jitter, blur-to-sharpen and pixel noise). Batch-normalisation
+layers stay in inference mode (running ImageNet statistics, not updated), the usual recipe for
+small data sets. Inputs are RGB
 with the backbone's own ``preprocess_input`` (MobileNets: [-1, 1]; EfficientNet-Lite:
 ``(x - 127) / 128``). Early stopping on
 validation ROC AUC spans both phases; the best weights are restored.
