@@ -200,11 +200,42 @@ def parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
     return params
 
 
+def summary_table(path: Path, tags: list[str] | None = None) -> str:
+    """A Markdown table of the lines of a ``--out`` file (the last line per model, params,
+    protocol and holdout wins)."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for text in path.read_text(encoding="utf-8").splitlines():
+        line = json.loads(text)
+        if line.get("error") or (tags and line.get("tag") not in tags):
+            continue
+        key = (line["model"], json.dumps(line["params"], sort_keys=True), line["protocol"],
+               line.get("holdout"))
+        rows[key] = line
+    out = ["| model | params | protocol | val AUC | shifted-series AUC | external AUC [95 % CI] "
+           "| shifted sens / spec at sensitivity:0.95 | fit s (load) |",
+           "|---|---|---|---|---|---|---|---|"]
+    for (model, params, protocol, holdout), line in rows.items():
+        val = line.get("auc_val") or line.get("auc_val_in")
+        shift = line.get("auc_val_shift")
+        at95 = line["rules"]["sensitivity:0.95"].get("val_shift")
+        ci = line.get("auc_external_ci") or ["-", "-"]
+        load = line["load"][0][0]
+        at95_text = "" if at95 is None else f"{at95['sens']:.3f} / {at95['spec']:.3f}"
+        out.append(
+            f"| {model} | {params if params != '{}' else ''} | {protocol}"
+            f"{' (' + holdout + ' held out)' if holdout else ''} | {val:.4f} | "
+            f"{'' if shift is None else f'{shift:.4f}'} | "
+            f"{line.get('auc_external', float('nan')):.3f} [{ci[0]}, {ci[1]}] | "
+            f"{at95_text} | "
+            f"{line['fit_s']:.0f} ({load:.0f}) |")
+    return "\n".join(out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=os.environ.get("CXRBENCH_DATA"))
     parser.add_argument("--external", default=os.environ.get("CXRBENCH_EXTERNAL"))
-    parser.add_argument("--models", required=True)
+    parser.add_argument("--models", default="")
     parser.add_argument("--param", action="append", default=[],
                         help="MODEL.KEY=JSON (as cxrbench run --param)")
     parser.add_argument("--protocol", choices=("standard", "series", "both"), default="both")
@@ -212,7 +243,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="", help="a label stored with each line")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--summary", action="store_true",
+                        help="print a Markdown table of --out instead of running anything")
     args = parser.parse_args()
+    if args.summary:
+        print(summary_table(args.out, [t for t in args.tag.split(",") if t] or None))
+        return 0
     if not args.data:
         parser.error("give --data or set CXRBENCH_DATA")
 
