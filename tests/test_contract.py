@@ -107,8 +107,9 @@ def test_declared_parameters_make_a_keyword_only_init_that_only_stores_them():
     params = [p for p in signature.parameters.values() if p.name != "self"]
     assert all(p.kind is p.KEYWORD_ONLY for p in params)
     assert {p.name: p.default for p in params} == {
-        "seed": 0, "depth": 5, "rate": 0.1, "mode": "slow", "sizes": (8, 16), "limit": None,
-        "jit": "auto", "verbose": False, "width": 0.5}
+        "seed": 0, "intensity": "none", "thorax_crop": False, "depth": 5, "rate": 0.1,
+        "mode": "slow", "sizes": (8, 16), "limit": None, "jit": "auto", "verbose": False,
+        "width": 0.5}
     toy = DeeperToy(depth=7, sizes=(4,))
     assert vars(toy) == toy.get_params() and toy.depth == 7 and toy.sizes == (4,)
     with pytest.raises(TypeError):
@@ -253,8 +254,8 @@ def test_unknown_names_list_close_matches_and_every_valid_name():
         validate_params(Toy, {"dept": 2})
     message = str(info.value)
     assert message.startswith("contract_toy has no parameter 'dept'. Did you mean: depth?")
-    assert message.endswith("Valid parameters: depth, jit, limit, mode, rate, seed, sizes, "
-                            "verbose")
+    assert message.endswith("Valid parameters: depth, intensity, jit, limit, mode, rate, "
+                            "seed, sizes, thorax_crop, verbose")
     with pytest.raises(ParameterError, match="has no parameter 'dept'"):
         Toy().set_params(dept=2)
 

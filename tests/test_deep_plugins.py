@@ -156,6 +156,20 @@ def test_strong_cnn_augmentation_never_flips() -> None:
     assert "RandomFlip" not in kinds
 
 
+def test_photometric_presets_add_sharpness_and_noise_only_when_strong() -> None:
+    from cxrbench.plugins.keras_common import PHOTOMETRIC, chest_augmentation
+
+    standard = chest_augmentation((0.0, 1.0), seed=0, **PHOTOMETRIC["standard"])
+    default = chest_augmentation((0.0, 1.0), seed=0)
+    assert [type(x).__name__ for x in standard] == [type(x).__name__ for x in default]
+    strong = chest_augmentation((-1.0, 1.0), seed=0, **PHOTOMETRIC["strong"])
+    kinds = [type(x).__name__ for x in strong]
+    assert kinds[-2:] == ["RandomSharpness", "GaussianNoise"] and "RandomFlip" not in kinds
+    assert strong[-1].stddev == pytest.approx(0.04)  # 2 % of the [-1, 1] range
+    model = create_model("transfer", photometric="strong", weights=None)
+    assert model.photometric == "strong"
+
+
 def test_unknown_backbone_suggests_close_names() -> None:
     from cxrbench.plugins.contract import PluginError
 

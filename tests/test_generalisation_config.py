@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from cxrbench.cli import build_parser, main
-from cxrbench.cli.run import build_config
+from cxrbench.cli.run import benchmark_arguments
 from cxrbench.run.config import ConfigError, ExternalSpec, ModelSpec, RunConfig
 from cxrbench.run.suites import SuiteError, load_suite
 
@@ -57,16 +57,18 @@ def _args(*argv: str) -> argparse.Namespace:
     return build_parser().parse_args(["run", *argv])
 
 
-def test_cli_flags_build_the_config(tmp_path, synthetic_root):
-    config = build_config(_args("--data", str(synthetic_root), "--models", "majority",
-                                "--external", f"b={synthetic_root / 'test'}"))
+def test_cli_flags_reach_the_run_config(tmp_path, synthetic_root):
+    arguments = benchmark_arguments(_args("--data", str(synthetic_root), "--models", "majority",
+                                          "--external", f"b={synthetic_root / 'test'}"))
+    assert [e.name for e in arguments["external"]] == ["b"]
+    config = RunConfig(data_path=synthetic_root, models=[ModelSpec("majority")], seeds=[0],
+                       out_dir=tmp_path, external=arguments["external"])
     assert config.save_models is True  # --external implies it
-    assert [e.name for e in config.external] == ["b"]
-    assert build_config(_args("--data", str(synthetic_root), "--models", "majority",
-                              "--save-models")).save_models is True
+    assert benchmark_arguments(_args("--data", str(synthetic_root), "--models", "majority",
+                                     "--save-models"))["save_models"] is True
     with pytest.raises(ValueError, match="must look like NAME=PATH"):
-        build_config(_args("--data", str(synthetic_root), "--models", "majority",
-                           "--external", "nothing"))
+        benchmark_arguments(_args("--data", str(synthetic_root), "--models", "majority",
+                                  "--external", "nothing"))
 
 
 def test_a_missing_external_path_stops_the_run_before_any_work(tmp_path, synthetic_root,

@@ -75,7 +75,7 @@ def test_plugin_contract_basics():
     import numpy as np
 
     model = create_model("majority", seed=3)
-    assert model.get_params() == {"seed": 3}
+    assert model.get_params() == {"seed": 3, "intensity": "none", "thorax_crop": False}
     images = np.zeros((4, 8, 8, 1), np.uint8)
     ids = np.array(["a", "b", "c", "d"])
     data = ImageSet(images, np.array([0, 1, 1, 1]), ids, ids, ids)

@@ -174,3 +174,30 @@ def test_cli_report_writes_the_html_beside_the_results(tmp_path, capsys):
     path = write_results(tmp_path / "results.json", results)
     assert main(["report", str(path)]) == 0
     assert (tmp_path / "report.html").is_file() and (tmp_path / "leaderboard.md").is_file()
+
+
+def test_gallery_frames_the_thorax_crop_of_a_model_that_crops(tmp_path):
+    from chest_helpers import chest
+    from PIL import Image
+
+    results = with_statistics(fake_results(n_models=2, n_test=60))
+    for record in results["records"]:
+        if record["model"] == "model_01":  # the better model: first in the gallery
+            record["fit_info"]["preprocessing"] = {"intensity": "none", "thorax_crop": True}
+    root = tmp_path / "data"
+    for i, record_id in enumerate(results["evaluation"]["test"]["ids"]):
+        (root / record_id).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(chest(size=128, seed=i)).save(root / record_id, format="JPEG")
+    html = render_report(results, tmp_path / "r.html", data_root=root).read_text()
+    section = html[html.index('<section id="gallery">'):]
+    section = section[:section.index("</section>")]
+    cropped, plain = section.split("<h3>model_00")
+    assert "the dashed frame is the crop it saw" in cropped
+    assert cropped.count('class="crop-box"') == cropped.count('class="thumb"') > 0
+    assert 'class="crop-box"' not in plain
+    box = re.search(r'class="crop-box" style="top: ([\d.]+)%; left: ([\d.]+)%; '
+                    r'width: ([\d.]+)%; height: ([\d.]+)%"', cropped)
+    top, left, width, height = map(float, box.groups())
+    # chest() puts the lungs at rows 20-75 % and columns 18-82 %: the frame holds them.
+    assert top <= 20 and top + height >= 75 and left <= 18 and left + width >= 82
+    assert width < 100 or height < 100

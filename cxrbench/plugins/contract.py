@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import time
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,13 @@ from cxrbench.plugins.params import (
     validate,
 )
 from cxrbench.plugins.persistence import load_plain_state, save_plain_state
+from cxrbench.plugins.preprocessing import (
+    INTENSITY_METHODS,
+    Preprocessing,
+    derived_hashes,
+    fit_reference,
+    transform_images,
+)
 
 # A plugin's family is an open, lower-case name: third-party plugins may bring their own. The
 # built-in families, which the report groups and colours by:
@@ -39,6 +47,8 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "mlp": "multilayer perceptrons, on pixels or on features",
     "cnn": "convolutional networks trained from scratch",
     "transfer": "ImageNet backbones with a new head, fine-tuned",
+    "probe": "frozen ImageNet backbone features (cached) + a classical head",
+    "ensemble": "averages of other plugins' calibrated probabilities",
 }
 Family = str
 
@@ -155,6 +165,10 @@ class Plugin:
     check_params: ClassVar[dict[str, Any]] = {}
 
     seed: int = param(0, low=0)
+    # Image standardisation before the plugin's own features or network (off by default; see
+    # cxrbench.plugins.preprocessing): an intensity step and a thorax crop.
+    intensity: str = param("none", choices=INTENSITY_METHODS)
+    thorax_crop: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -199,7 +213,10 @@ class Plugin:
                 "a binary classifier needs both NORMAL and PNEUMONIA images"
             )
         self.fit_info_: dict[str, Any] = {}
+        train, val, preprocessing = _standardise_fit(self, train, val)
         self._fit(train, val)
+        if preprocessing:
+            self.fit_info_["preprocessing"] = preprocessing
         self.is_fitted_ = True
         return self
 
@@ -209,6 +226,7 @@ class Plugin:
             raise NotFittedError(
                 f"{self.card.name} is not fitted yet: call fit(train, val) before predict_proba"
             )
+        images, _ = standardise_images(self, images)
         return np.asarray(self._predict(images), dtype=np.float64).reshape(-1)
 
     def save(self, directory: str | Path) -> list[Path]:
@@ -250,6 +268,55 @@ class Plugin:
         return f"{type(self).__name__}({params})"
 
 
+# --- image standardisation (the ``intensity`` and ``thorax_crop`` parameters) ---------------
+# Functions, not methods: a plugin's own method names can never clash with them.
+def _standardisation(plugin: Plugin) -> Preprocessing:
+    # getattr: a hand-written __init__ may not have these parameters.
+    return Preprocessing(intensity=getattr(plugin, "intensity", "none"),
+                         thorax_crop=bool(getattr(plugin, "thorax_crop", False)))
+
+
+def _standardise_fit(plugin: Plugin, train: ImageSet, val: ImageSet
+                     ) -> tuple[ImageSet, ImageSet, dict[str, Any]]:
+    """Fit the standardisation on ``train`` (its reference is the plugin's fitted state
+    ``intensity_reference_``) and apply it to train and val; returns what
+    ``fit_info_['preprocessing']`` records (nothing when it is off)."""
+    spec = _standardisation(plugin)
+    if not spec.active:
+        return train, val, {}
+    start = time.perf_counter()
+    plugin.intensity_reference_ = fit_reference(spec, train.images)  # type: ignore[attr-defined]
+    train, missed_train = standardise_images(plugin, train)
+    val, missed_val = standardise_images(plugin, val)
+    info: dict[str, Any] = {"intensity": spec.intensity, "thorax_crop": spec.thorax_crop,
+                            "seconds": round(time.perf_counter() - start, 3)}
+    if spec.thorax_crop:
+        info["crop_fallback"] = {"train": missed_train, "val": missed_val}
+    return train, val, info
+
+
+def standardise_images(plugin: Plugin, images: ImageSet) -> tuple[ImageSet, int]:
+    """``images`` as ``plugin`` sees them after its ``intensity`` / ``thorax_crop`` step (with
+    content hashes of their own), and how many had no thorax box found; unchanged when off."""
+    spec = _standardisation(plugin)
+    if not spec.active:
+        return images, 0
+    reference = getattr(plugin, "intensity_reference_", None)
+    pixels, missed = transform_images(spec, images.images, reference)
+    hashes = derived_hashes(images.content_hashes, spec.digest(reference))
+    return replace(images, images=pixels, content_hashes=hashes), missed
+
+
+def _plugin_init(self: Plugin, *, seed: int = 0) -> None:
+    """What a hand-written ``__init__`` calls (``super().__init__(seed=seed)``): stores the
+    seed only, so that its own signature lists every parameter it stores. (Declared plugins get
+    a generated ``__init__`` over every declared parameter, ``intensity`` and ``thorax_crop``
+    included; a hand-written one can list those two to support them.)"""
+    self.seed = seed
+
+
+_plugin_init.__qualname__ = "Plugin.__init__"
+Plugin.__init__ = _plugin_init  # type: ignore[method-assign]
 setattr(Plugin.__init__, _DECLARED, True)
 
 
@@ -342,5 +409,5 @@ def _signature_specs(cls: type) -> dict[str, ParamSpec]:
 __all__ = [
     "BUILTIN_FAMILIES", "Family", "ImageSet", "ModelCard", "NotFittedError", "ParamSpec",
     "ParameterError", "Plugin", "PluginError", "clone", "declares_params", "param",
-    "validate_params",
+    "standardise_images", "validate_params",
 ]

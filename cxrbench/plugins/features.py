@@ -80,6 +80,9 @@ class FeatureExtractor:
     """
 
     name: ClassVar[str] = "base"
+    # False: computed in the calling process, batch by batch (e.g. a neural network, which
+    # worker processes would each have to load; it uses the cores itself).
+    parallel: ClassVar[bool] = True
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
@@ -254,7 +257,9 @@ def extract(extractor: FeatureExtractor, images: ImageSet | np.ndarray, *,
     array = images.images if isinstance(images, ImageSet) else images
     n = len(array)
     n_jobs = usable_cores() if n_jobs is None else max(1, int(n_jobs))
-    if n_jobs == 1 or n < _INLINE_MAX:
+    if not extractor.parallel:  # it batches (and reports progress) itself
+        parts = [extractor.transform(array)]
+    elif n_jobs == 1 or n < _INLINE_MAX:
         step = batch_size or 256
         parts = [extractor.transform(np.asarray(array[i:i + step])) for i in range(0, n, step)]
     else:

@@ -403,15 +403,27 @@ def predict(
 
 
 # --- augmentation ----------------------------------------------------------------------------
+# Photometric augmentation presets (keyword arguments of chest_augmentation). "strong" widens
+# brightness and contrast jitter and adds blur-to-sharpen and pixel noise: films from other
+# scanners differ in exactly these (Singthongchai & Wangkhamhan, J. Imaging 2026).
+PHOTOMETRIC: dict[str, dict[str, float]] = {
+    "standard": {"brightness": 0.10, "contrast": 0.10},
+    "strong": {"brightness": 0.30, "contrast": 0.30, "sharpness": 0.25, "noise": 0.02},
+}
+
+
 def chest_augmentation(
     value_range: tuple[float, float], *, seed: int, rotation_deg: float = 7.0,
     shift: float = 0.06, zoom: float = 0.10, brightness: float = 0.10, contrast: float = 0.10,
+    sharpness: float = 0.0, noise: float = 0.0,
 ) -> list[Any]:
     """Keras augmentation layers suited to frontal chest films (active in training only).
 
-    Small rotations, shifts and zooms, brightness and contrast jitter. No flips: a vertical
-    flip is anatomically impossible, and even a horizontal one moves the heart to the right.
-    ``value_range`` is the range of the (preprocessed) inputs, for the photometric layers.
+    Small rotations, shifts and zooms, brightness and contrast jitter; optionally sharpness
+    (a factor drawn in 0.5 +- ``sharpness``: below 0.5 blurs, above sharpens) and Gaussian
+    pixel noise (``noise`` times the value range). No flips: a vertical flip is anatomically
+    impossible, and even a horizontal one moves the heart to the right. ``value_range`` is the
+    range of the (preprocessed) inputs, for the photometric layers.
     """
     import keras
 
@@ -427,6 +439,12 @@ def chest_augmentation(
         out.append(layers.RandomBrightness(brightness, value_range=value_range, seed=seed + 3))
     if contrast:
         out.append(layers.RandomContrast(contrast, value_range=value_range, seed=seed + 4))
+    if sharpness:
+        out.append(layers.RandomSharpness((0.5 - sharpness, 0.5 + sharpness),
+                                          value_range=value_range, seed=seed + 5))
+    if noise:
+        out.append(layers.GaussianNoise(noise * (value_range[1] - value_range[0]),
+                                        seed=seed + 6))
     return out
 
 

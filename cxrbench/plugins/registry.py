@@ -33,6 +33,8 @@ BUILTIN_MODULES = (
     "cxrbench.plugins.mlp",
     "cxrbench.plugins.cnn",
     "cxrbench.plugins.transfer",
+    "cxrbench.plugins.probe",
+    "cxrbench.plugins.ensemble",
 )
 
 _registry: dict[str, type[Plugin]] = {}

@@ -19,8 +19,12 @@ Ways to use a backbone:
 Training: the backbone is frozen while a new head (global average pooling, dropout, one sigmoid
 unit) trains for ``head_epochs`` at ``learning_rate``; then the whole backbone (or its last
 ``fine_tune_layers`` layers) is unfrozen and fine-tuned for ``epochs`` at
-``fine_tune_learning_rate`` with cosine decay. Batch-normalisation layers stay in inference mode
-(running ImageNet statistics, not updated), the usual recipe for small data sets. Inputs are RGB
+``fine_tune_learning_rate`` with cosine decay. Augmentation (``augment``) is geometric (small
+rotations, shifts, zooms) and photometric, by the ``photometric`` preset of
+:data:`cxrbench.plugins.keras_common.PHOTOMETRIC` (``"standard"``: brightness and contrast
+jitter; ``"strong"``: wider jitter, blur-to-sharpen and pixel noise). Batch-normalisation
+layers stay in inference mode (running ImageNet statistics, not updated), the usual recipe for
+small data sets. Inputs are RGB
 with the backbone's own ``preprocess_input`` (MobileNets: [-1, 1]; EfficientNet-Lite:
 ``(x - 127) / 128``). Early stopping on
 validation ROC AUC spans both phases; the best weights are restored.
@@ -38,6 +42,7 @@ import numpy as np
 
 from cxrbench.plugins.contract import ModelCard, PluginError, param
 from cxrbench.plugins.keras_common import (
+    PHOTOMETRIC,
     KerasPlugin,
     Preprocess,
     chest_augmentation,
@@ -115,6 +120,7 @@ class Transfer(KerasPlugin):
     fine_tune_layers: int | None = param(None, low=0)  # None: the whole backbone
     dropout: float = param(0.2, low=0, high=1, high_exclusive=True)
     augment: bool = True
+    photometric: str = param("standard", choices=tuple(PHOTOMETRIC))  # augmentation preset
     patience = 3
     restore_best = True
     class_weight = "balanced"
@@ -165,7 +171,8 @@ class Transfer(KerasPlugin):
         inputs = keras.Input(shape=input_shape)
         x = inputs
         if self.augment:
-            for layer in chest_augmentation(value_range(self._preprocess()), seed=self.seed):
+            for layer in chest_augmentation(value_range(self._preprocess()), seed=self.seed,
+                                            **PHOTOMETRIC[self.photometric]):
                 x = layer(x)
         # training=False: batch norm keeps ImageNet statistics, also while fine-tuning.
         x = base(x, training=False)

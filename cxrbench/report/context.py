@@ -193,8 +193,10 @@ def gallery_picks(results: dict[str, Any], order: list[str], reps: dict[str, Any
         if arrays is None:
             continue
         y, p, threshold = arrays
+        preprocessing = (record.get("fit_info") or {}).get("preprocessing") or {}
         picks.append({"model": model, "job_id": record["job_id"], "y": y, "p": p,
-                      "threshold": threshold, "n_errors": int(np.sum((p >= threshold) != y))})
+                      "threshold": threshold, "n_errors": int(np.sum((p >= threshold) != y)),
+                      "thorax_crop": bool(preprocessing.get("thorax_crop"))})
         if len(picks) == top:
             break
     return picks
