@@ -159,10 +159,11 @@ def test_backend_info_names_backend_and_device() -> None:
     assert info["device"] == "cpu" or info["device"].split(":")[0] in ("gpu", "cuda", "tpu")
 
 
-def test_mixed_precision_policy_is_restored() -> None:
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16", "float32"])
+def test_dtype_policy_is_restored(policy: str) -> None:
     before = keras.config.dtype_policy().name
-    with kc.dtype_policy(True):
-        assert keras.config.dtype_policy().name == "mixed_float16"
+    with kc.dtype_policy(policy):
+        assert keras.config.dtype_policy().name == policy
     assert keras.config.dtype_policy().name == before
 
 

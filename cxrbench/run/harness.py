@@ -34,6 +34,7 @@ from cxrbench.run.config import RunConfig
 from cxrbench.run.executors import Executor, ExecutorError, make_executor
 from cxrbench.run.jobs import Job
 from cxrbench.run.plan import RunError, build_jobs, plan_split, prepare_cache
+from cxrbench.run.timing import RunClock
 from cxrbench.scoring.thresholds import canonical_rule
 from cxrbench.splits import SplitPlan
 from cxrbench.stats import with_statistics
@@ -214,16 +215,19 @@ def _resume(previous: dict[str, Any], config: RunConfig) -> tuple[dict[str, Any]
 # -------------------------------------------------------------------------------------- execute
 def _execute(executor: Executor, jobs: list[Job], results: dict[str, Any],
              session: dict[str, Any] | None, results_path: Path,
-             on_record: Callable[[dict[str, Any]], None] | None) -> int | None:
+             on_record: Callable[[dict[str, Any]], None] | None, clock: RunClock,
+             ran: list[dict[str, Any]]) -> int | None:
     """Runs the jobs, saving each record as it arrives (no statistics: those come once, at
     the end). Returns the signal that interrupted the run, or None when every job ran."""
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt(), clock.part("jobs"):
             for i, record in enumerate(executor.run(jobs), start=1):
                 results["records"].append(record)
+                ran.append(record)
                 if session is not None:
                     session["jobs"].append(record["job_id"])
-                write_results(results_path, results)
+                with clock.part("results_writes"):
+                    write_results(results_path, results)
                 _log(_describe(record, i, len(jobs)))
                 if on_record is not None:
                     on_record(record)
@@ -236,14 +240,16 @@ def _execute(executor: Executor, jobs: list[Job], results: dict[str, Any],
 
 # --------------------------------------------------------------------------------------- finish
 def _finish(results: dict[str, Any], session: dict[str, Any] | None, results_path: Path,
-            status: Literal["complete", "interrupted"]) -> dict[str, Any]:
+            status: Literal["complete", "interrupted"], clock: RunClock) -> dict[str, Any]:
     """Marks the run ended, computes its summary and statistics once, writes the file."""
     results["run"]["status"] = status
     results["run"]["finished"] = utc_now()
     if session is not None:
         session["finished"] = results["run"]["finished"]
-    results = with_statistics(results)
-    write_results(results_path, results)
+    with clock.part("statistics"):
+        results = with_statistics(results)
+    with clock.part("results_writes"):
+        write_results(results_path, results)
     return results
 
 
@@ -254,17 +260,21 @@ def run_benchmark(
 
     Raises ``RunError`` when the run cannot start (or its executor fails), before any job.
     """
+    clock = RunClock()
     results_path = _validate(config)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    dataset = _load_data(config, cache_dir)
-    plan = plan_split(config, dataset)
+    with clock.part("load_data"):
+        dataset = _load_data(config, cache_dir)
+    with clock.part("split"):
+        plan = plan_split(config, dataset)
     previous = (_previous_results(results_path, config, dataset, plan)
                 if config.resume and results_path.exists() else None)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     plan_path = plan.save(config.out_dir / SPLIT_FILE)  # after a resume has been accepted
     jobs = build_jobs(config, dataset, plan, plan_path, cache_dir)
-    failed = prepare_cache(dataset, plan, ImageCache(cache_dir),
-                           {(job.image_size, job.channels) for job in jobs})
+    with clock.part("image_cache"):
+        failed = prepare_cache(dataset, plan, ImageCache(cache_dir),
+                               {(job.image_size, job.channels) for job in jobs})
     failed |= {s.record_id for s in dataset.skipped_of("unreadable")}  # for provenance
 
     session = None
@@ -279,24 +289,38 @@ def run_benchmark(
     executor = make_executor(config.executor, timeout_s=config.timeout_s,
                              **config.executor_options)  # a missing extra fails before writing
     write_results(results_path, results)
+    ran: list[dict[str, Any]] = []
     try:
-        signum = _execute(executor, jobs, results, session, results_path, on_record)
+        signum = _execute(executor, jobs, results, session, results_path, on_record, clock,
+                          ran)
     except ExecutorError as err:  # e.g. no Dask scheduler at the address: misuse
-        results = _finish(results, session, results_path, "interrupted")
+        results = _finish(results, session, results_path, "interrupted", clock)
         raise RunError(f"{err} ({len(results['records'])} record(s) kept in {results_path}; "
                        "rerun with --resume once fixed)") from err
     results = _finish(results, session, results_path,
-                      "complete" if signum is None else "interrupted")
+                      "complete" if signum is None else "interrupted", clock)
     report_path = None
     if config.report:
         from cxrbench.report import render_report
 
-        report_path = render_report(results, config.out_dir / REPORT_FILE,
-                                    data_root=dataset.root)
+        with clock.part("report"):
+            report_path = render_report(results, config.out_dir / REPORT_FILE,
+                                        data_root=dataset.root)
+    # The timing is written last, with the report's share; this one rewrite is not in it.
+    results["run"]["timing"] = clock.summary(ran)
+    write_results(results_path, results)
+    _log(_describe_timing(results["run"]["timing"]))
     n_ok = sum(r["status"] == "ok" for r in results["records"])
     return RunOutcome(results_path=results_path, report_path=report_path,
                       status=results["run"]["status"], n_ok=n_ok,
                       n_failed=len(results["records"]) - n_ok, signal=signum)
+
+
+def _describe_timing(timing: dict[str, Any]) -> str:
+    share = timing["harness_fraction"]
+    return (f"time: {timing['wall_s']:.1f} s in all, {timing['plugin_s']:.1f} s in the plugins' "
+            f"fit and predict, {timing['harness_s']:.1f} s harness"
+            + (f" ({100 * share:.1f} %)" if share is not None else ""))
 
 
 def _describe(record: dict[str, Any], i: int, n: int) -> str:
