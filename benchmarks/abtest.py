@@ -10,6 +10,7 @@ bfloat16/AMX flags, the load average before and after, the date.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -26,11 +27,17 @@ HERE = Path(__file__).resolve().parent
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process (all threads) and of its reaped child processes."""
+    """CPU time of this process (all threads), its reaped child processes and the ones still
+    alive (joblib's loky workers linger after a job, unreaped)."""
+    import psutil
+
     total = 0.0
     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
         usage = resource.getrusage(who)
         total += usage.ru_utime + usage.ru_stime
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # exited meanwhile: counted once reaped
+            total += sum(child.cpu_times()[:4])  # its own and its reaped children's
     return total
 
 

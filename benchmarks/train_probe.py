@@ -67,7 +67,8 @@ def main() -> None:
     if args.train_limit:
         train = train.subset(np.arange(min(args.train_limit, len(train))))
     plugin = create_model(args.model, seed=job.seed, **params)
-    import keras  # noqa: F401  # the backend starts before the clock, as in a job process
+    if get_card(args.model).framework == "keras":
+        import keras  # noqa: F401  # the backend starts before the clock, as in a job process
 
     c0, t0 = cpu_seconds(), time.perf_counter()
     plugin.fit(train, val)

@@ -31,8 +31,9 @@ from cxrbench.plugins.registry import create_model, get_model_class, list_models
 
 CARD = dict(family="baseline", framework="numpy", description="contract test plugin",
             input_size=16, channels=1, requires=("numpy",), reference="tests")
-KERAS_SHARED = ("epochs", "batch_size", "input_size", "learning_rate", "patience", "restore_best",
-             "class_weight", "precision", "jit_compile", "run_eagerly", "loader_workers")
+KERAS_SHARED = ("epochs", "batch_size", "input_size", "learning_rate", "patience",
+                "restore_best", "class_weight", "precision", "jit_compile", "run_eagerly",
+                "loader_workers", "steps_per_epoch")
 
 
 class Toy(Plugin):

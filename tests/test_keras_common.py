@@ -173,3 +173,19 @@ def test_keras_sees_the_gpu() -> None:
         pytest.skip("no GPU visible to Keras (backend_info()['device'] == 'cpu')")
     x = keras.ops.ones((4, 4))
     assert "cpu" not in str(getattr(x, "device", "gpu")).lower()
+
+
+def test_max_batches_caps_an_epoch_with_a_new_part_each_epoch(tmp_path: Path) -> None:
+    images = _memmap_set(tmp_path, n=40)
+
+    def epoch_ids(batches: object) -> list[int]:
+        return [int(v) for i in range(len(batches)) for v in batches[i][0][:, 0, 0, 0]]
+
+    batches = kc.make_batches(images, batch_size=8, channels=1, preprocess=None, shuffle=True,
+                              seed=0, max_batches=2)
+    assert len(batches) == 2
+    first = epoch_ids(batches)
+    batches.on_epoch_end()
+    second = epoch_ids(batches)
+    assert len(first) == len(second) == 16 and first != second
+    assert len(kc.make_batches(images, batch_size=8, channels=1, preprocess=None)) == 5

@@ -182,6 +182,7 @@ def _batches_class() -> type:
             seed: int,
             class_weight: dict[int, float] | None,
             workers: int = 1,
+            max_batches: int | None = None,
         ) -> None:
             # workers > 1: threads prepare the next batches while the model trains (Keras'
             # OrderedEnqueuer keeps them in order); a batch depends only on (seed, epoch,
@@ -198,6 +199,7 @@ def _batches_class() -> type:
             self.shuffle = shuffle
             self.seed = int(seed)
             self.class_weight = class_weight
+            self.max_batches = max_batches
             self.epoch = 0
             self._order = self._make_order()
 
@@ -208,7 +210,8 @@ def _batches_class() -> type:
             return np.random.default_rng([self.seed, self.epoch]).permutation(n)
 
         def __len__(self) -> int:
-            return math.ceil(len(self.images) / self.batch_size)
+            n = math.ceil(len(self.images) / self.batch_size)
+            return n if self.max_batches is None else min(n, self.max_batches)
 
         def __getitem__(self, i: int) -> Any:
             index = self._order[i * self.batch_size:(i + 1) * self.batch_size]
@@ -243,6 +246,7 @@ def make_batches(
     class_weight: dict[int, float] | None = None,
     with_labels: bool = True,
     workers: int = 1,
+    max_batches: int | None = None,
 ) -> Any:
     """A ``keras.utils.PyDataset`` over ``images`` (uint8, memmap-friendly).
 
@@ -251,12 +255,13 @@ def make_batches(
     ``y`` and, with ``class_weight``, per-sample weights. ``shuffle`` draws a new permutation
     each epoch from ``(seed, epoch)``; ``augment`` gets a generator seeded by
     ``(seed, epoch, batch index)``. ``workers`` threads prefetch batches during training.
+    ``max_batches`` caps an epoch (with ``shuffle``, each epoch is a new random part of it).
     """
     labels = images.labels if with_labels else None
     return _batches_class()(
         images.images, labels, batch_size=batch_size, channels=channels, size=size,
         preprocess=preprocess, augment=augment, shuffle=shuffle, seed=seed,
-        class_weight=class_weight, workers=workers,
+        class_weight=class_weight, workers=workers, max_batches=max_batches,
     )
 
 
@@ -449,7 +454,9 @@ class KerasPlugin(Plugin):
     ``run_eagerly`` (passed to ``model.compile``: ``"auto"`` lets Keras use XLA where it
     can, which with TensorFlow means GPUs only; ``run_eagerly=True`` skips graph tracing, which
     dominates on tiny inputs such as the tests'), and ``loader_workers`` (threads that prepare
-    training batches ahead; 1 = in the training loop). The defaults are a plain training loop:
+    training batches ahead; 1 = in the training loop), ``steps_per_epoch`` (at most this many
+    batches per epoch, a new random part of the training set each epoch, for training sets too
+    large for whole epochs; None: every image each epoch). The defaults are a plain training loop:
     fixed epochs, no early stopping, the last weights. Subclasses implement :meth:`_build` and,
     for several training phases, :meth:`_train`; their cards set ``accelerator=True``.
     """
@@ -467,6 +474,7 @@ class KerasPlugin(Plugin):
     jit_compile: bool | str = param("auto", choices=(True, False, "auto"))
     run_eagerly: bool = False
     loader_workers: int = param(1, low=1, high=16)
+    steps_per_epoch: int | None = param(None, low=1)
 
     def _preprocess(self) -> Preprocess:
         return scale_unit
@@ -495,7 +503,8 @@ class KerasPlugin(Plugin):
         common = dict(channels=channels, size=size, preprocess=self._preprocess())
         train_batches = make_batches(train, batch_size=int(self.batch_size), shuffle=True,
                                      seed=self.seed, class_weight=weights,
-                                     workers=int(self.loader_workers), **common)
+                                     workers=int(self.loader_workers),
+                                     max_batches=self.steps_per_epoch, **common)
         val_batches = make_batches(val, batch_size=self.predict_batch_size, **common)
         where = backend_info()
         policy, precision = resolve_precision(self.precision, **where)
@@ -506,7 +515,10 @@ class KerasPlugin(Plugin):
         self._train(model, train_batches, monitor)
         finish(model, monitor, self.fit_info_, restore_best=bool(self.restore_best))
         self.fit_info_.update(image_size=size, channels=channels, class_weight=weights,
-                              steps_per_epoch=len(train_batches), precision=precision,
+                              steps_per_epoch=len(train_batches),
+                              images_per_epoch=min(len(train),
+                                                   len(train_batches) * int(self.batch_size)),
+                              precision=precision,
                               execution=execution_info(model, int(self.loader_workers)))
         self.model_ = model
 
