@@ -24,6 +24,7 @@ import pytest
 from abtest import interleave, machine_note, run_probe
 
 ROUNDS = int(os.environ.get("CXRBENCH_AB_ROUNDS", "2"))
+EPOCHS = int(os.environ.get("CXRBENCH_AB_EPOCHS", "2"))  # per probe; 1 = the first epoch only
 DEEP = ["cnn_seed", "cnn_strong", "transfer_mobilenetv2", "transfer_mobilenet", "mlp_baseline"]
 
 
@@ -74,7 +75,7 @@ def _needs_data(real_data_root, bench_cache_dir):  # type: ignore[no-untyped-def
 @pytest.mark.benchmark(group="training: precision")
 @pytest.mark.parametrize("model", DEEP)
 def test_precision(benchmark, model: str) -> None:  # type: ignore[no-untyped-def]
-    short = _short(model, 2)
+    short = _short(model, EPOCHS)
     table = _compare(benchmark, {
         p: _arm(model, {**short, "precision": p, "jit_compile": False})
         for p in ("float32", "bfloat16")})
@@ -84,7 +85,7 @@ def test_precision(benchmark, model: str) -> None:  # type: ignore[no-untyped-de
 @pytest.mark.benchmark(group="training: XLA")
 @pytest.mark.parametrize("model", ["cnn_seed", "cnn_strong"])
 def test_xla(benchmark, model: str) -> None:  # type: ignore[no-untyped-def]
-    short = _short(model, 2)
+    short = _short(model, EPOCHS)
     table = _compare(benchmark, {
         f"jit_compile={j}": _arm(model, {**short, "precision": "float32", "jit_compile": j})
         for j in (False, True)})
@@ -93,7 +94,7 @@ def test_xla(benchmark, model: str) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.benchmark(group="training: threads")
 def test_threads(benchmark) -> None:  # type: ignore[no-untyped-def]
-    short = {**_short("cnn_seed", 2), "precision": "float32"}
+    short = {**_short("cnn_seed", EPOCHS), "precision": "float32"}
     settings = {"default": {}, "intra1_inter1": {"intra": "1", "inter": "1"},
                 "intra2_inter1": {"intra": "2", "inter": "1"},
                 "intra4_inter2": {"intra": "4", "inter": "2"}}
@@ -106,6 +107,6 @@ def test_threads(benchmark) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.benchmark(group="training: batch prefetching")
 @pytest.mark.parametrize("model", ["cnn_strong", "transfer_mobilenetv2"])
 def test_loader_workers(benchmark, model: str) -> None:  # type: ignore[no-untyped-def]
-    short = {**_short(model, 2), "precision": "float32"}
+    short = {**_short(model, EPOCHS), "precision": "float32"}
     _compare(benchmark, {f"loader_workers={w}": _arm(model, {**short, "loader_workers": w})
                          for w in (1, 2)})

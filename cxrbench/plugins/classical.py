@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cxrbench.cores import usable_cores
+from cxrbench.cores import openmp_wait_policy, usable_cores
 from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin, param
 from cxrbench.plugins.features import (
     ExtractionStats,
@@ -406,6 +406,8 @@ class HogXGBoost(Plugin):
             "feature_blocks": blocks,
             "n_features": int(X.shape[1]),
             "n_jobs": n_jobs,
+            "max_bin": int(self.max_bin),
+            "openmp_wait_policy": openmp_wait_policy(),
             "features": stats.as_dict(),
         }
 

@@ -174,6 +174,7 @@ class Provenance(TypedDict, total=False):
     cpu_model: str
     backend: str  # Keras backend
     device: str  # "cpu" or "gpu: <names>"
+    openmp_wait_policy: str | None  # OMP_WAIT_POLICY in force (cxrbench run: PASSIVE)
     date: str
     data: DataProvenance
     split_sha256: str
