@@ -66,6 +66,8 @@ def table(series: dict[str, dict[int, dict]]) -> str:
 
 def plot(series: dict[str, dict[int, dict]], stem: Path) -> None:
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(13, 5.5))
+    for ax in (ax_t, ax_m):
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)
     for label, points in series.items():
         sizes = sorted(points)
         style = "-o" if not label.startswith("fit:") else "--s"

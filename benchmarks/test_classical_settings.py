@@ -7,7 +7,7 @@ interleaved (``abtest.py``). The features are computed once before the first rou
 feature cache then serves every arm), so the arms time the learners themselves. Recorded per
 arm: fit wall and CPU seconds (medians) and validation ROC AUC; test images are never scored.
 
-    CXRBENCH_DATA=... pytest benchmarks/test_classical_settings.py -s \\
+    CXRBENCH_LONG_BENCHMARKS=1 CXRBENCH_DATA=... pytest benchmarks/test_classical_settings.py -s \\
         --benchmark-json=out/classical.json
 """
 
@@ -48,7 +48,7 @@ def _compare(benchmark, model: str, arms: dict[str, dict[str, Any]]) -> dict[str
 
 
 @pytest.fixture(autouse=True)
-def _needs_data(real_data_root, bench_cache_dir):  # type: ignore[no-untyped-def]
+def _needs_data(long_benchmark, real_data_root, bench_cache_dir):  # type: ignore[no-untyped-def]
     return real_data_root
 
 

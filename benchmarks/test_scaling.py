@@ -20,7 +20,7 @@ Results are appended to ``$CXRBENCH_SCALING_OUT`` (default ``.benchmarks/scaling
 after every step, so a partial run keeps what it measured; ``plot_scaling.py`` draws the
 log-log figure and the growth exponents. Sizes: ``CXRBENCH_SCALING_SIZES=1000,5000``.
 
-    nice pytest benchmarks/test_scaling.py -s   # hours at 100k on 2 busy cores
+    CXRBENCH_LONG_BENCHMARKS=1 pytest benchmarks/test_scaling.py -s   # hours at 100k, 2 cores
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def _save(entry: dict[str, object]) -> None:
 
 @pytest.mark.benchmark(group="scaling")
 @pytest.mark.parametrize("n", SIZES)
-def test_scaling(benchmark, n: int) -> None:  # type: ignore[no-untyped-def]
+def test_scaling(benchmark, long_benchmark, n: int) -> None:  # type: ignore[no-untyped-def]
     root = synthetic_set(n)
     cache = scaling_dir() / f"cache-{n}"
     shutil.rmtree(cache, ignore_errors=True)

@@ -7,7 +7,7 @@ wall time, validation scoring included), fit wall and CPU seconds, validation RO
 each epoch, and the machine note (CPU model, bfloat16 flags, load, date). Test images are never
 scored here. Which arms became defaults, and why, is in ``benchmarks/README.md``.
 
-    CXRBENCH_DATA=... CXRBENCH_CACHE_DIR=... nice pytest benchmarks/test_training.py \\
+    CXRBENCH_LONG_BENCHMARKS=1 CXRBENCH_DATA=... pytest benchmarks/test_training.py \\
         --benchmark-json=out/training.json [-k precision] [CXRBENCH_AB_ROUNDS=3]
 
 Slow (about 40 minutes for the precision group on 2 busy cores): run the group you need.
@@ -25,6 +25,7 @@ from abtest import interleave, machine_note, run_probe
 
 ROUNDS = int(os.environ.get("CXRBENCH_AB_ROUNDS", "2"))
 EPOCHS = int(os.environ.get("CXRBENCH_AB_EPOCHS", "2"))  # per probe; 1 = the first epoch only
+TRAIN_LIMIT = int(os.environ.get("CXRBENCH_AB_TRAIN_LIMIT", "0"))  # N random train images; 0: all
 DEEP = ["cnn_seed", "cnn_strong", "transfer_mobilenetv2", "transfer_mobilenet", "mlp_baseline"]
 
 
@@ -37,6 +38,8 @@ def _short(model: str, epochs: int) -> dict[str, Any]:
 
 def _arm(model: str, params: dict[str, Any], env: dict[str, str] | None = None):
     args = [model] + [f"--param={k}={json.dumps(v)}" for k, v in params.items()]
+    if TRAIN_LIMIT:
+        args.append(f"--train-limit={TRAIN_LIMIT}")
     return lambda: run_probe("train_probe.py", args, env=env)
 
 
@@ -68,7 +71,7 @@ def _compare(benchmark, arms: dict[str, Any]) -> dict[str, Any]:  # type: ignore
 
 
 @pytest.fixture(autouse=True)
-def _needs_data(real_data_root, bench_cache_dir):  # type: ignore[no-untyped-def]
+def _needs_data(long_benchmark, real_data_root, bench_cache_dir):  # type: ignore[no-untyped-def]
     pytest.importorskip("keras")
 
 

@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--param", action="append", default=[])
     parser.add_argument("--predict", action="store_true")
     parser.add_argument("--train-limit", type=int, default=0,
-                        help="fit on the first N training images only (0: all)")
+                        help="fit on N training images drawn at random, seed 0 (0: all)")
     args = parser.parse_args()
     params = {}
     for item in args.param:
@@ -64,8 +64,9 @@ def main() -> None:
                   image_size=size, channels=channels)
         sets, _ = load_job_data(job)
     train, val = sets["train"], sets["val"]
-    if args.train_limit:
-        train = train.subset(np.arange(min(args.train_limit, len(train))))
+    if args.train_limit and args.train_limit < len(train):
+        pick = np.random.default_rng(0).choice(len(train), args.train_limit, replace=False)
+        train = train.subset(np.sort(pick))
     plugin = create_model(args.model, seed=job.seed, **params)
     if get_card(args.model).framework == "keras":
         import keras  # noqa: F401  # the backend starts before the clock, as in a job process

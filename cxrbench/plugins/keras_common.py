@@ -449,8 +449,9 @@ class KerasPlugin(Plugin):
     ``learning_rate``, ``patience`` (epochs without a better validation AUC before stopping;
     0 = never stop early), ``restore_best`` (end with the best validation epoch's weights rather
     than the last), ``class_weight`` (``"balanced"`` or None), and how training is executed:
-    ``precision`` (``"auto"``, ``"float32"``, ``"bfloat16"``, ``"float16"``: see
-    :mod:`cxrbench.plugins.precision`; ``"float32"`` is the old behaviour), ``jit_compile`` and
+    ``precision`` (``"float32"``, ``"bfloat16"``, ``"float16"`` or ``"auto"``: see
+    :mod:`cxrbench.plugins.precision`; float32 unless a plugin was measured to gain from
+    ``"auto"``), ``jit_compile`` and
     ``run_eagerly`` (passed to ``model.compile``: ``"auto"`` lets Keras use XLA where it
     can, which with TensorFlow means GPUs only; ``run_eagerly=True`` skips graph tracing, which
     dominates on tiny inputs such as the tests'), and ``loader_workers`` (threads that prepare
@@ -470,7 +471,7 @@ class KerasPlugin(Plugin):
     patience: int = param(0, low=0)
     restore_best: bool = False
     class_weight: str | None = param(None, choices=("balanced",))
-    precision: str = param("auto", choices=PRECISIONS)
+    precision: str = param("float32", choices=PRECISIONS)
     jit_compile: bool | str = param("auto", choices=(True, False, "auto"))
     run_eagerly: bool = False
     loader_workers: int = param(1, low=1, high=16)

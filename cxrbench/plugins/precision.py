@@ -2,13 +2,16 @@
 
 ``precision`` is a parameter of every Keras plugin:
 
-- ``"float32"``: plain float32 (the behaviour of cxrbench before the parameter existed);
+- ``"float32"``: plain float32 (the behaviour of cxrbench before the parameter existed, and
+  the default of every Keras plugin that was not measured to gain from bfloat16);
 - ``"bfloat16"``: Keras' ``mixed_bfloat16`` policy (bfloat16 compute, float32 variables);
 - ``"float16"``: ``mixed_float16`` (for GPUs with tensor cores; slower on CPUs);
-- ``"auto"``: bfloat16 where it was measured to pay off and keep validation ROC AUC within the
-  seed-to-seed noise (TensorFlow on a CPU whose flags include ``avx512_bf16`` or ``amx_bf16``,
-  which oneDNN uses for bfloat16 convolutions and matrix products), float32 everywhere else
-  (GPUs, other backends, CPUs without bfloat16 units): see ``benchmarks/README.md``.
+- ``"auto"``: bfloat16 with TensorFlow on a CPU whose flags include ``avx512_bf16`` or
+  ``amx_bf16`` (units oneDNN uses for bfloat16 convolutions and matrix products), float32
+  everywhere else (GPUs, other backends, CPUs without bfloat16 units). The default of the
+  plugins measured to train faster that way with validation ROC AUC within the seed-to-seed
+  noise (``cnn_seed``, ``cnn_strong``); the small MLP and the MobileNet backbones gained
+  nothing or lost time, so they stay in float32 (``benchmarks/README.md``).
 
 :func:`resolve_precision` returns the Keras dtype policy and a record of the decision
 (requested, used, why, the CPU's bfloat16 flags) that the plugins put in ``fit_info_``, so every
