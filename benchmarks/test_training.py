@@ -99,7 +99,6 @@ def test_xla(benchmark, model: str) -> None:  # type: ignore[no-untyped-def]
 def test_threads(benchmark) -> None:  # type: ignore[no-untyped-def]
     short = {**_short("cnn_seed", EPOCHS), "precision": "float32"}
     settings = {"default": {}, "intra1_inter1": {"intra": "1", "inter": "1"},
-                "intra2_inter1": {"intra": "2", "inter": "1"},
                 "intra4_inter2": {"intra": "4", "inter": "2"}}
     _compare(benchmark, {
         name: _arm("cnn_seed", short, {"TF_NUM_INTRAOP_THREADS": s["intra"],
