@@ -110,3 +110,13 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["cxrbench"] = {key: provenance.get(key) for key in (
         "cxrbench_version", "hostname", "cpu_model", "cpu_count", "backend", "device")}
     machine_info["cxrbench"]["data"] = os.environ.get(DATA_ENV)
+
+
+LONG_ENV = "CXRBENCH_LONG_BENCHMARKS"
+
+
+@pytest.fixture
+def long_benchmark() -> None:
+    """Benchmarks that take tens of minutes to hours (training A/B, scaling): opt-in."""
+    if os.environ.get(LONG_ENV) != "1":
+        pytest.skip(f"long benchmark (tens of minutes to hours on 2 cores): set {LONG_ENV}=1")

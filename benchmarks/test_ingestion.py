@@ -8,7 +8,10 @@ plain single-process Pillow loop (open, convert, resize; no draft), on
 - the 224 px copy (``$CXRBENCH_DATA``), its ``train/`` folder (Keras reads one class-folder
   tree, so every loader gets that same folder);
 
-plus the warm load of all images of ``$CXRBENCH_DATA`` at 128 px. Files are read once before
+plus the warm load of all images of ``$CXRBENCH_DATA`` at 128 px, and the interleaved A/B
+test behind the README's ingestion figures (``test_cold_originals_interleaved``: every
+contender in a fresh process per round, rounds interleaved, medians of at least 5). Files are
+read once before
 timing so every contender starts with the same page cache. Besides wall time, each test records
 the CPU seconds it used (this process, its threads, its worker processes): on a shared machine
 wall time depends on the neighbours, CPU time per image much less. Run:
@@ -206,3 +209,37 @@ def test_warm_images_only(benchmark, warm_cache) -> None:  # type: ignore[no-unt
     images = benchmark.pedantic(lambda: ImageCache(cache_dir).load(records, SIZE, 1).images,
                                 rounds=10, iterations=1, warmup_rounds=1)
     _record(benchmark, len(images), [])
+
+
+ROUNDS = max(5, int(os.environ.get("CXRBENCH_AB_ROUNDS", "5")))
+CONTENDERS = ("cxrbench", "keras", "cxrbench_pillow")
+
+
+@pytest.mark.benchmark(group="cold-originals-128px-interleaved")
+def test_cold_originals_interleaved(benchmark, originals: Path) -> None:  # type: ignore[no-untyped-def]
+    """cxrbench (simplejpeg), Keras and cxrbench with Pillow's decoder, each cold in a fresh
+    process, rounds interleaved: the medians and the cxrbench/Keras ratio in extra_info."""
+    from abtest import interleave, machine_note, median, run_probe
+
+    note = machine_note()
+    arms = {c: (lambda c=c: run_probe("ingest_probe.py", [c, str(originals), str(SIZE)]))
+            for c in CONTENDERS}
+    runs = benchmark.pedantic(lambda: interleave(arms, ROUNDS), rounds=1, iterations=1)
+    n = len(_images(originals))
+    table = {}
+    for name, results in runs.items():
+        assert all(r["images"] == n for r in results), name
+        table[name] = {"wall_s_median": round(median(results, "wall_s"), 3),
+                       "images_per_s_median": round(n / median(results, "wall_s"), 1),
+                       "cpu_ms_per_image_median": median(results, "cpu_ms_per_image"),
+                       "wall_s": [r["wall_s"] for r in results],
+                       "load_1min": [r["load_1min"] for r in results]}
+    ratio = {f"{name}/keras": round(table["keras"]["wall_s_median"]
+                                     / table[name]["wall_s_median"], 3)
+             for name in table if name != "keras"}
+    per_round = [round(k["wall_s"] / c["wall_s"], 3)
+                 for k, c in zip(runs["keras"], runs["cxrbench"], strict=True)]
+    benchmark.extra_info.update(machine=note, load_after=os.getloadavg()[0], rounds=ROUNDS,
+                                contenders=table, throughput_ratio=ratio,
+                                cxrbench_over_keras_per_round=per_round)
+    print(table, ratio, per_round)

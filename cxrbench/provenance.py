@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import cxrbench
+from cxrbench.cores import openmp_wait_policy
 
 # CPU-only builds are tracked under their own names: the same version of another build can
 # give other numbers (xgboost-cpu's column sampling draws other columns for the same seed).
@@ -98,5 +99,6 @@ def collect_provenance() -> dict[str, Any]:
         "cpu_model": cpu_model(),
         "backend": keras_backend_name(),
         "device": f"gpu: {', '.join(gpus)}" if gpus else "cpu",
+        "openmp_wait_policy": openmp_wait_policy(),
         "date": utc_now(),
     }

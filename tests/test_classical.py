@@ -76,6 +76,26 @@ def test_hog_svm_records_its_tuning_and_never_reads_val(data):
     np.testing.assert_allclose(svm.predict_proba(test), other.predict_proba(test))
 
 
+@pytest.mark.parametrize("kernel", ["rbf", "linear"])
+def test_hog_svm_switches_to_a_linear_time_svm_above_its_threshold(data, kernel):
+    """Above exact_max_samples the final model is a linear SVM (on a Nystroem map of the RBF
+    kernel): it still learns, ranks like the exact one, and the record says which was used."""
+    grid = dict(cells=(16,), kernels=(kernel,), C=(3.0,), gamma=(1.0,))
+    exact = create_model("hog_svm", seed=0, **grid).fit(data.train, data.val)
+    approx = create_model("hog_svm", seed=0, exact_max_samples=len(data.train) - 1,
+                          approx_components=40, **grid).fit(data.train, data.val)
+    assert exact.fit_info_["method"] == "exact" and exact.fit_info_["n_support"] > 0
+    info = approx.fit_info_
+    assert info["method"] == ("nystroem + linear SVM" if kernel == "rbf"
+                              else "linear SVM (primal)")
+    assert info["approx_components"] == (40 if kernel == "rbf" else None)
+    assert info["n_support"] is None and info["exact_max_samples"] == len(data.train) - 1
+    p_exact = exact.predict_proba(data.test.without_labels())
+    p_approx = approx.predict_proba(data.test.without_labels())
+    assert roc_auc_score(data.test.labels, p_approx) > 0.85
+    assert np.corrcoef(p_exact, p_approx)[0, 1] > 0.8
+
+
 def test_hog_svm_linear_kernel_is_a_grid_option(data):
     svm = create_model("hog_svm", kernels=("linear",), cells=(16,), C=(1.0,))
     svm.fit(data.train, data.val)

@@ -31,8 +31,9 @@ from cxrbench.plugins.registry import create_model, get_model_class, list_models
 
 CARD = dict(family="baseline", framework="numpy", description="contract test plugin",
             input_size=16, channels=1, requires=("numpy",), reference="tests")
-KERAS_TEN = ("epochs", "batch_size", "input_size", "learning_rate", "patience", "restore_best",
-             "class_weight", "mixed_precision", "jit_compile", "run_eagerly")
+KERAS_SHARED = ("epochs", "batch_size", "input_size", "learning_rate", "patience",
+                "restore_best", "class_weight", "precision", "jit_compile", "run_eagerly",
+                "loader_workers", "steps_per_epoch")
 
 
 class Toy(Plugin):
@@ -159,15 +160,15 @@ def test_every_default_is_valid_under_its_own_declaration(name):
 @pytest.mark.parametrize("name", [n for n in list_models()
                                   if issubclass(get_model_class(n), KerasPlugin)])
 def test_keras_plugins_restate_only_changed_defaults(name):
-    """KerasPlugin declares the ten shared hyperparameters once; a subclass names one only to
+    """KerasPlugin declares the shared hyperparameters once; a subclass names one only to
     change its default."""
     base = KerasPlugin.param_specs()
     specs = get_model_class(name).param_specs()
-    assert set(KERAS_TEN) <= set(specs)
+    assert set(KERAS_SHARED) <= set(specs)
     for cls in get_model_class(name).__mro__:
         if cls is KerasPlugin or not issubclass(cls, KerasPlugin):
             continue
-        for key in KERAS_TEN:
+        for key in KERAS_SHARED:
             if key in vars(cls):
                 assert vars(cls)[key] != base[key].default, (
                     f"{cls.__name__} restates {key} with KerasPlugin's own default")

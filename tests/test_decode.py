@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, JpegImagePlugin
 
-from cxrbench.data import DataError, ImageDecodeError, decode_image
+from cxrbench.data import DataError, ImageDecodeError, decode_image, turbojpeg
 
 
 def _gradient(w: int = 96, h: int = 64) -> np.ndarray:
@@ -77,23 +77,106 @@ def test_16_bit_png_is_min_max_stretched(tmp_path: Path) -> None:
     assert out[:, :4].max() == 0 and out[:, -4:].min() == 255
 
 
-def test_large_jpeg_uses_draft_and_matches_full_decode(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture(params=["simplejpeg", "pillow"])
+def jpeg_path_used(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test through the libjpeg-turbo fast path and through Pillow's draft mode alone."""
+    if request.param == "simplejpeg":
+        if not turbojpeg.available():
+            pytest.skip("simplejpeg is not installed: JPEGs go through Pillow only")
+    else:
+        monkeypatch.setattr(turbojpeg, "simplejpeg", None)
+    return request.param
+
+
+def test_large_jpeg_is_dct_scaled_and_matches_full_decode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jpeg_path_used: str
 ) -> None:
     path = tmp_path / "big.jpeg"
     Image.fromarray(_gradient(1200, 900)).save(path, quality=90)
-    drafts = []
+    decoded = []
     real_draft = JpegImagePlugin.JpegImageFile.draft
 
-    def spy(self, mode, size):  # type: ignore[no-untyped-def]
+    def spy_draft(self, mode, size):  # type: ignore[no-untyped-def]
         result = real_draft(self, mode, size)
-        drafts.append(self.size)
+        decoded.append(self.size)
         return result
 
-    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy_draft)
+    if jpeg_path_used == "simplejpeg":
+        real_decode = turbojpeg.simplejpeg.decode_jpeg
+
+        def spy_decode(*args, **kwargs):  # type: ignore[no-untyped-def]
+            out = real_decode(*args, **kwargs)
+            decoded.append((out.shape[1], out.shape[0]))
+            return out
+
+        monkeypatch.setattr(turbojpeg.simplejpeg, "decode_jpeg", spy_decode)
     out = decode_image(path, 64, 1)[..., 0]
-    assert drafts == [(150, 113)]  # libjpeg decoded at 1/8 scale, not 1200 x 900
+    assert decoded == [(150, 113)]  # libjpeg decoded at 1/8 scale, not 1200 x 900
     assert np.abs(out - _reference(path, 64, "L")).mean() < 2.0
+
+
+def _jpeg_variants(tmp_path: Path) -> list[Path]:
+    """Gray and RGB, baseline and progressive, 4:2:0 and 4:4:4, odd sizes, tiny and large."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i, (w, h, mode, extra) in enumerate([
+        (1201, 899, "L", {}), (1000, 1333, "RGB", {"subsampling": 2}),
+        (777, 555, "RGB", {"subsampling": 0, "progressive": True}),
+        (640, 480, "L", {"progressive": True}), (130, 127, "RGB", {}), (40, 30, "L", {}),
+    ]):
+        gray = np.clip(_gradient(w, h).astype(int) + rng.integers(-20, 20, (h, w)), 0, 255)
+        pixels = gray.astype(np.uint8)
+        if mode == "RGB":
+            pixels = np.stack([pixels, pixels[::-1], np.roll(pixels, 7, axis=1)], axis=-1)
+        path = tmp_path / f"variant{i}.jpeg"
+        Image.fromarray(pixels).save(path, quality=88, **extra)
+        out.append(path)
+    return out
+
+
+def test_simplejpeg_and_pillow_give_identical_pixels(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    if not turbojpeg.available():
+        pytest.skip("simplejpeg is not installed: JPEGs go through Pillow only")
+    paths = _jpeg_variants(tmp_path)
+    fast = {(p, s, c): decode_image(p, s, c) for p in paths for s in (16, 64, 128, 224)
+            for c in (1, 3)}
+    monkeypatch.setattr(turbojpeg, "simplejpeg", None)
+    for (path, size, channels), pixels in fast.items():
+        assert np.array_equal(pixels, decode_image(path, size, channels)), (path, size, channels)
+
+
+@pytest.mark.parametrize("case", ["exif_rotated", "cmyk", "truncated"])
+def test_simplejpeg_leaves_the_unusual_to_pillow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 case: str) -> None:
+    """EXIF-rotated, CMYK and damaged files go through Pillow (which rotates, converts, or
+    words the error); simplejpeg is not even called for the first two."""
+    if not turbojpeg.available():
+        pytest.skip("simplejpeg is not installed: JPEGs go through Pillow only")
+    calls = []
+    real_decode = turbojpeg.simplejpeg.decode_jpeg
+    monkeypatch.setattr(turbojpeg.simplejpeg, "decode_jpeg",
+                        lambda *a, **k: calls.append(1) or real_decode(*a, **k))
+    path = tmp_path / "x.jpeg"
+    if case == "exif_rotated":
+        exif = Image.Exif()
+        exif[0x0112] = 6  # stored 80 x 40, displayed 40 x 80
+        Image.fromarray(_gradient(80, 40)).save(path, exif=exif.tobytes())
+        out = decode_image(path, 32, 1)[..., 0].astype(int)
+        assert out[0].std() < out[:, 0].std()  # the gradient now runs down, not across
+        assert calls == []
+    elif case == "cmyk":
+        Image.new("CMYK", (64, 48), (0, 200, 200, 30)).save(path, quality=95)
+        assert decode_image(path, 16, 3)[8, 8, 0] > 150
+        assert calls == []
+    else:
+        data = _jpeg_bytes(tmp_path)
+        path.write_bytes(data[:-200])
+        assert turbojpeg.decode_scaled(path, "L", 256, 256, 64, gray=True) is None
+        with pytest.raises(ImageDecodeError, match="truncated"):  # Pillow's words
+            decode_image(path, 64, 1)
+        assert calls  # simplejpeg refused it first
 
 
 def test_progressive_rgb_jpeg(tmp_path: Path) -> None:
@@ -192,11 +275,14 @@ def test_bad_arguments(tmp_path: Path) -> None:
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_every_original_matches_slow_reference(originals_data: Path) -> None:
-    """Draft-scaled decoding of every original stays close to a full decode + resize."""
+def test_every_original_matches_slow_reference(originals_data: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Draft-scaled decoding of every original stays close to a full decode + resize, and
+    the simplejpeg fast path gives exactly Pillow's draft-mode pixels."""
     paths = sorted(p for p in originals_data.rglob("*") if p.suffix.lower() == ".jpeg")
     assert len(paths) == 370
     errors = []
+    fast = {}
     for path in paths:
         with Image.open(path) as im:
             wanted = [(1, "L"), (3, "RGB")] if im.mode == "RGB" else [(1, "L")]
@@ -205,4 +291,10 @@ def test_every_original_matches_slow_reference(originals_data: Path) -> None:
             assert out.shape == (128, 128, channels) and out.dtype == np.uint8
             ref = _reference(path, 128, mode).reshape(128, 128, channels)
             errors.append(np.abs(out - ref).mean())
+            fast[path, channels] = out
     assert np.mean(errors) < 1.5 and np.max(errors) < 4.0, (np.mean(errors), np.max(errors))
+    if turbojpeg.available():
+        monkeypatch.setattr(turbojpeg, "simplejpeg", None)
+        differ = [(p.name, c) for (p, c), out in fast.items()
+                  if not np.array_equal(out, decode_image(p, 128, c))]
+        assert differ == []

@@ -99,8 +99,8 @@ def test_fits_one_epoch_and_predicts_probabilities(
 def test_params_round_trip_and_name_the_input_size(name: str) -> None:
     plugin = create_model(name, seed=3)
     params = plugin.get_params()
-    assert {"epochs", "batch_size", "input_size", "learning_rate", "mixed_precision",
-            "seed"} <= set(params)
+    assert {"epochs", "batch_size", "input_size", "learning_rate", "precision",
+            "loader_workers", "seed"} <= set(params)
     assert params["input_size"] == plugin.card.input_size  # what the harness decodes at
     assert type(plugin)(**params).get_params() == params
 
@@ -256,12 +256,39 @@ def test_imagenet_weights_load_from_the_weights_dir(name: str) -> None:
 
 
 @pytest.mark.slow
-def test_mixed_precision_still_gives_float_probabilities() -> None:
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_still_gives_float_probabilities(precision: str) -> None:
     train, val, test = data("mlp_baseline")
-    plugin = create_model("mlp_baseline", mixed_precision=True, **TINY).fit(train, val)
+    plugin = create_model("mlp_baseline", precision=precision, **TINY).fit(train, val)
     proba = plugin.predict_proba(test)
     assert proba.dtype == np.float64 and np.all(np.isfinite(proba))
     assert keras.config.dtype_policy().name == "float32"
+    assert plugin.fit_info_["precision"]["used"] == precision
+    assert plugin.model_.layers[1].compute_dtype == precision
+
+
+@pytest.mark.slow
+def test_bfloat16_trains_the_augmented_and_transfer_models() -> None:
+    """Augmentation layers, batch norm and a pretrained-style backbone under bfloat16."""
+    for name in ("cnn_strong", "transfer_mobilenet"):
+        train, val, test = data(name)
+        plugin = create_model(name, **tiny_params(name, precision="bfloat16")).fit(train, val)
+        assert np.all(np.isfinite(plugin.predict_proba(test)))
+        assert plugin.fit_info_["precision"]["policy"] == "mixed_bfloat16"
+
+
+@pytest.mark.slow
+def test_execution_settings_are_recorded_and_loader_threads_change_nothing() -> None:
+    train, val, test = data("cnn_seed")
+    plain = create_model("cnn_seed", precision="float32", **TINY).fit(train, val)
+    threaded = create_model("cnn_seed", precision="float32", loader_workers=2,
+                            **TINY).fit(train, val)
+    np.testing.assert_allclose(plain.predict_proba(test), threaded.predict_proba(test),
+                               atol=1e-6)
+    info = threaded.fit_info_
+    assert info["execution"]["loader_workers"] == 2
+    assert info["execution"]["jit_compile"] is False  # "auto": no XLA on a CPU
+    assert info["precision"]["requested"] == "float32" and info["precision"]["used"] == "float32"
 
 
 @pytest.mark.gpu

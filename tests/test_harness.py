@@ -223,6 +223,30 @@ def test_statistics_are_computed_once_per_run_not_per_record(synthetic_root, tmp
                         or real_write(path, results))
     outcome = run_benchmark(config(synthetic_root, tmp_path / "o", seeds=(0, 1, 2)))
     assert calls == [3]  # once, with every record
-    assert writes == [False, False, False, False, True]  # start, 3 records, finish
+    # start, 3 records, finish, and the run's timing (report included) once the report is out
+    assert writes == [False, False, False, False, True, True]
     assert read_results(outcome.results_path)["statistics"]["models"]["majority"]["n_records"] \
         == 3
+
+
+def test_run_records_where_its_time_went(synthetic_root, tmp_path):
+    """run.timing: the plugins' fit + predict against the harness's own time, which is the
+    rest of the wall time; the parts name where the harness spent it."""
+    outcome = run_benchmark(config(synthetic_root, tmp_path / "o",
+                                   models=("majority", "pixels_logreg"), seeds=(0, 1)))
+    results = read_results(outcome.results_path)
+    timing = results["run"]["timing"]
+    records = results["records"]
+    plugin = sum(r["timing"]["fit_s"] + r["timing"]["predict_val_s"] + r["timing"]["predict_s"]
+                 for r in records)
+    assert timing["jobs"] == 4 and timing["plugin_s"] == pytest.approx(plugin, abs=2e-3)
+    assert timing["harness_s"] == pytest.approx(timing["wall_s"] - timing["plugin_s"], abs=2e-3)
+    assert 0 < timing["harness_fraction"] < 1
+    parts = timing["parts_s"]
+    assert set(parts) >= {"load_data", "split", "image_cache", "jobs", "jobs_outside_plugins",
+                          "results_writes", "statistics", "report"}
+    assert sum(parts[k] for k in ("load_data", "split", "image_cache", "jobs", "statistics",
+                                  "report")) <= timing["wall_s"] + 1e-3
+    for record in records:  # each job's own wall time covers its plugin's
+        t = record["timing"]
+        assert t["job_s"] >= t["fit_s"] + t["predict_val_s"] + t["predict_s"]

@@ -159,10 +159,11 @@ def test_backend_info_names_backend_and_device() -> None:
     assert info["device"] == "cpu" or info["device"].split(":")[0] in ("gpu", "cuda", "tpu")
 
 
-def test_mixed_precision_policy_is_restored() -> None:
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16", "float32"])
+def test_dtype_policy_is_restored(policy: str) -> None:
     before = keras.config.dtype_policy().name
-    with kc.dtype_policy(True):
-        assert keras.config.dtype_policy().name == "mixed_float16"
+    with kc.dtype_policy(policy):
+        assert keras.config.dtype_policy().name == policy
     assert keras.config.dtype_policy().name == before
 
 
@@ -172,3 +173,19 @@ def test_keras_sees_the_gpu() -> None:
         pytest.skip("no GPU visible to Keras (backend_info()['device'] == 'cpu')")
     x = keras.ops.ones((4, 4))
     assert "cpu" not in str(getattr(x, "device", "gpu")).lower()
+
+
+def test_max_batches_caps_an_epoch_with_a_new_part_each_epoch(tmp_path: Path) -> None:
+    images = _memmap_set(tmp_path, n=40)
+
+    def epoch_ids(batches: object) -> list[int]:
+        return [int(v) for i in range(len(batches)) for v in batches[i][0][:, 0, 0, 0]]
+
+    batches = kc.make_batches(images, batch_size=8, channels=1, preprocess=None, shuffle=True,
+                              seed=0, max_batches=2)
+    assert len(batches) == 2
+    first = epoch_ids(batches)
+    batches.on_epoch_end()
+    second = epoch_ids(batches)
+    assert len(first) == len(second) == 16 and first != second
+    assert len(kc.make_batches(images, batch_size=8, channels=1, preprocess=None)) == 5

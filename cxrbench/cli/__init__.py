@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from cxrbench import __version__
+from cxrbench.cores import prefer_passive_openmp
 
 VERB_MODULES = ("models", "data", "run", "evaluate", "predict", "report", "compare", "merge",
                 "check", "demo", "weights", "export")
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    prefer_passive_openmp()  # before scikit-learn or XGBoost loads an OpenMP runtime
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)

@@ -3,10 +3,12 @@
 Formats (``formats.py``): JPEG, PNG, TIFF, BMP and WebP through Pillow; DICOM through pydicom
 (``dicom.py``: modality and VOI LUTs or window applied, MONOCHROME1 inverted).
 
-Speed: for JPEGs, ``Image.draft`` asks libjpeg to decode at 1/2, 1/4 or 1/8 scale straight
-from the DCT coefficients (never smaller than the requested size), and to hand back luma only
-when grayscale is wanted. On the multi-megapixel Kaggle originals this skips most of the
-decoding work before the (cheap) final resize.
+Speed: JPEGs are decoded at 1/2, 1/4 or 1/8 scale straight from the DCT coefficients (never
+smaller than the requested size), luma only when grayscale is wanted, before the (cheap) final
+resize: by libjpeg-turbo through ``simplejpeg`` (``turbojpeg.py``) at exactly the scale
+Pillow's ``Image.draft`` would choose, so the pixels are Pillow's; EXIF-rotated, CMYK and
+anything simplejpeg refuses go through Pillow's draft mode. What still dominates on the
+multi-megapixel Kaggle originals is the entropy (Huffman) decoding, which no scaling skips.
 
 Strictness: a truncated or corrupt file raises ``ImageDecodeError``; Pillow's
 ``ImageFile.LOAD_TRUNCATED_IMAGES`` must stay False, otherwise half-grey images would silently
@@ -36,8 +38,12 @@ from PIL import ExifTags, Image, ImageFile, ImageOps
 from cxrbench.data.formats import is_dicom
 from cxrbench.data.highbit import StripSource, image_strips, to_square_gray
 from cxrbench.data.records import DataError
+from cxrbench.data.turbojpeg import decode_scaled
 
-DECODER_VERSION = 1  # bump when decoded pixels change: it is part of every image-cache key
+# Bump when decoded pixels change: it is part of every image-cache key. 2: JPEGs through
+# simplejpeg (identical pixels on every file tested; bumped in case another libjpeg-turbo
+# build differs in a corner case).
+DECODER_VERSION = 2
 MAX_PIXELS = 64_000_000  # 8000 x 8000; the largest chest films are about 4300 x 4300
 _HIGH_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 
@@ -173,6 +179,10 @@ def _decode_pillow(path: str | Path, size: int, target: str) -> Image.Image:
                 width, height, strips = streamed
                 return to_square_gray(strips, width, height, size)
         if im.format == "JPEG":
+            if _orientation(im) == 1:
+                pixels = decode_scaled(path, im.mode, *im.size, size, gray=target == "L")
+                if pixels is not None:
+                    return _to_square(Image.fromarray(pixels), size, target)
             im.draft(target, (size, size))  # DCT scaling: the big speed win
         im.load()
         return _to_square(im, size, target)
@@ -201,9 +211,12 @@ def _decode_dicom(path: str | Path, size: int) -> Image.Image:
     return decode_dicom(path, size)
 
 
+def _orientation(im: Image.Image) -> int:
+    return im.getexif().get(ExifTags.Base.Orientation, 1) or 1
+
+
 def _to_square(im: Image.Image, size: int, target: str) -> Image.Image:
-    orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
-    if orientation not in (1, None):
+    if _orientation(im) != 1:
         im = ImageOps.exif_transpose(im)
     if im.mode in _HIGH_BIT_MODES:
         return to_square_gray(image_strips(im), im.size[0], im.size[1], size)

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cxrbench.cores import usable_cores
+from cxrbench.cores import openmp_wait_policy, usable_cores
 from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin, param
 from cxrbench.plugins.features import (
     ExtractionStats,
@@ -118,12 +118,28 @@ class PlattCalibrator:
 
 
 # ------------------------------------------------------------------------------ hog_svm
-def _svm(kernel: str, C: float, gamma: float) -> Any:
+def _svm(kernel: str, C: float, gamma: float, cache_mb: float = 200.0) -> Any:
     from sklearn.svm import SVC
 
     if kernel == "linear":
-        return SVC(kernel="linear", C=C)
-    return SVC(kernel="rbf", C=C, gamma=gamma)
+        return SVC(kernel="linear", C=C, cache_size=cache_mb)
+    return SVC(kernel="rbf", C=C, gamma=gamma, cache_size=cache_mb)
+
+
+def _approximate_svm(kernel: str, C: float, gamma: float, components: int, seed: int) -> Any:
+    """A linear SVM on a Nystroem approximation of the RBF kernel (Williams & Seeger 2001), or
+    on the features themselves for the linear kernel: time and memory linear in the number of
+    images, where a kernel SVM grows with its square."""
+    from sklearn.kernel_approximation import Nystroem
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import LinearSVC
+
+    # Primal solver (many more images than features): a few Newton steps, deterministic.
+    linear = LinearSVC(C=C, dual=False, max_iter=2000)
+    if kernel == "linear":
+        return linear
+    return make_pipeline(Nystroem(kernel="rbf", gamma=gamma, n_components=components,
+                                  random_state=seed), linear)
 
 
 def _gamma_scale(X: np.ndarray) -> float:
@@ -197,6 +213,13 @@ class HogSVM(Plugin):
 
     Probabilities: Platt scaling fitted on out-of-fold decision values of the chosen model on
     train (grouped folds again); validation and test are never used.
+
+    Large training sets: above ``exact_max_samples`` images the final model (and its
+    out-of-fold scores) is a linear SVM (squared hinge, primal) on a Nystroem approximation of
+    the chosen RBF kernel with ``approx_components`` landmarks, whose cost grows linearly with
+    the number of images; the grid search is unchanged (it runs on the subsample).
+    ``fit_info_["method"]`` says which was used. The threshold and the approximation's effect
+    on validation ROC AUC are measured in ``benchmarks/README.md`` (scaling).
     """
 
     card = ModelCard(
@@ -217,6 +240,9 @@ class HogSVM(Plugin):
     gamma: tuple[float, ...] = param((0.25, 0.5, 1.0, 2.0), low=0, low_exclusive=True)
     cv_folds: int = param(3, low=2)
     tune_samples: int = param(1500, low=1)
+    exact_max_samples: int = param(12000, low=1)  # above: the Nystroem approximation
+    approx_components: int = param(1000, low=1)
+    cache_mb: float = param(200.0, low=1)  # libsvm's kernel cache (scikit-learn's default)
 
     def _candidates(self) -> list[dict[str, Any]]:
         """The grid, from the smoothest model to the most flexible (for the 1-SE rule)."""
@@ -264,7 +290,10 @@ class HogSVM(Plugin):
         X = hog_pyramid(train, chosen["cell"], self.card.input_size, stats)
         y = np.asarray(train.labels)
         gamma = _gamma_scale(X) * (chosen["gamma_factor"] or 1.0)
-        model = _svm(chosen["kernel"], chosen["C"], gamma)
+        exact = len(y) <= self.exact_max_samples
+        components = int(min(self.approx_components, len(y)))
+        model = (_svm(chosen["kernel"], chosen["C"], gamma, self.cache_mb) if exact else
+                 _approximate_svm(chosen["kernel"], chosen["C"], gamma, components, self.seed))
         folds = grouped_folds(y, np.asarray(train.groups), self.cv_folds, self.seed)
         if folds is not None:
             # Worker processes pay off only when each fold fit takes more than their start-up.
@@ -288,7 +317,11 @@ class HogSVM(Plugin):
             "cv_folds": len(folds) if folds else 0,
             "oof_auc_train": oof_auc,
             "n_features": int(X.shape[1]),
-            "n_support": int(self.model_.n_support_.sum()),
+            "method": "exact" if exact else (
+                "nystroem + linear SVM" if chosen["kernel"] == "rbf" else "linear SVM (primal)"),
+            "exact_max_samples": int(self.exact_max_samples),
+            "approx_components": None if exact or chosen["kernel"] == "linear" else components,
+            "n_support": int(self.model_.n_support_.sum()) if exact else None,
             "tune_s": round(t_tune, 3),
             "features": stats.as_dict(),
         }
@@ -367,6 +400,7 @@ class HogXGBoost(Plugin):
     reg_lambda: float = param(1.0, low=0)
     early_stopping_rounds: int = param(100, low=1)
     n_jobs: int | None = param(None, low=1)  # None: every usable core
+    max_bin: int = param(256, low=2)  # histogram bins per feature (XGBoost's default)
 
     def _fit(self, train: ImageSet, val: ImageSet) -> None:
         from xgboost import XGBClassifier
@@ -380,7 +414,7 @@ class HogXGBoost(Plugin):
             n_estimators=self.n_estimators, learning_rate=self.learning_rate,
             max_depth=self.max_depth, subsample=self.subsample,
             colsample_bytree=self.colsample_bytree, min_child_weight=self.min_child_weight,
-            reg_lambda=self.reg_lambda, tree_method="hist", n_jobs=n_jobs,
+            reg_lambda=self.reg_lambda, tree_method="hist", max_bin=self.max_bin, n_jobs=n_jobs,
             random_state=self.seed, eval_metric="logloss",
             early_stopping_rounds=self.early_stopping_rounds if use_val else None,
         )
@@ -402,6 +436,8 @@ class HogXGBoost(Plugin):
             "feature_blocks": blocks,
             "n_features": int(X.shape[1]),
             "n_jobs": n_jobs,
+            "max_bin": int(self.max_bin),
+            "openmp_wait_policy": openmp_wait_policy(),
             "features": stats.as_dict(),
         }
 

@@ -16,7 +16,8 @@ module) must not import TensorFlow, so that ``cxrbench models`` stays fast.
 - :func:`predict` streams an ImageSet through a fitted model.
 - :class:`KerasPlugin` ties these together: a deep plugin only builds its model.
 - :func:`backend_info` (``{"backend", "device"}``), :func:`set_seed`, :func:`dtype_policy`
-  (mixed precision) and :func:`chest_augmentation` (augmentation layers, no flips).
+  (float32 or mixed precision, chosen by :mod:`cxrbench.plugins.precision`),
+  :func:`execution_info` and :func:`chest_augmentation` (augmentation layers, no flips).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 
 from cxrbench.plugins.contract import ImageSet, Plugin, PluginError, param
 from cxrbench.plugins.persistence import load_keras, load_plain_state, save_keras, save_plain_state
+from cxrbench.plugins.precision import PRECISIONS, resolve_precision
 
 KERAS_FILE = "model.keras"  # a saved deep plugin's network (architecture + weights, safe mode)
 
@@ -92,19 +94,20 @@ def set_seed(seed: int) -> None:
 
 
 @contextlib.contextmanager
-def dtype_policy(mixed_precision: bool) -> Iterator[None]:
-    """Build layers under ``mixed_float16`` when asked; restores the global policy afterwards.
+def dtype_policy(policy: str) -> Iterator[None]:
+    """Build layers under the Keras dtype ``policy`` ("float32", "mixed_bfloat16",
+    "mixed_float16"); restores the global policy afterwards.
 
-    Worth it on GPUs with tensor cores; on CPU float16 is slower, so the plugins default to off.
-    Output layers must pass ``dtype="float32"`` so probabilities stay float32.
+    :func:`cxrbench.plugins.precision.resolve_precision` chooses the policy. Output layers must
+    pass ``dtype="float32"`` so probabilities stay float32.
     """
     import keras
 
-    if not mixed_precision:
+    previous = keras.config.dtype_policy()
+    if policy == previous.name:
         yield
         return
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16")
+    keras.config.set_dtype_policy(policy)
     try:
         yield
     finally:
@@ -182,8 +185,14 @@ def _batches_class() -> type:
             shuffle: bool,
             seed: int,
             class_weight: dict[int, float] | None,
+            workers: int = 1,
+            max_batches: int | None = None,
         ) -> None:
-            super().__init__()  # workers=1, no multiprocessing: batches in order, repeatable
+            # workers > 1: threads prepare the next batches while the model trains (Keras'
+            # OrderedEnqueuer keeps them in order); a batch depends only on (seed, epoch,
+            # index), so the batches are the same with any number of workers.
+            super().__init__(workers=workers, use_multiprocessing=False,
+                             max_queue_size=max(2, 2 * workers))
             self.images = images
             self.labels = None if labels is None else np.asarray(labels, dtype=np.float32)
             self.batch_size = int(batch_size)
@@ -194,9 +203,9 @@ def _batches_class() -> type:
             self.shuffle = shuffle
             self.seed = int(seed)
             self.class_weight = class_weight
+            self.max_batches = max_batches
             self.epoch = 0
             self._order = self._make_order()
-            self._rng = np.random.default_rng([self.seed, 1])
 
         def _make_order(self) -> np.ndarray:
             n = len(self.images)
@@ -205,13 +214,14 @@ def _batches_class() -> type:
             return np.random.default_rng([self.seed, self.epoch]).permutation(n)
 
         def __len__(self) -> int:
-            return math.ceil(len(self.images) / self.batch_size)
+            n = math.ceil(len(self.images) / self.batch_size)
+            return n if self.max_batches is None else min(n, self.max_batches)
 
         def __getitem__(self, i: int) -> Any:
             index = self._order[i * self.batch_size:(i + 1) * self.batch_size]
             x = load_batch(self.images, index, self.channels, self.preprocess, self.size)
             if self.augment is not None:
-                x = self.augment(x, self._rng)
+                x = self.augment(x, np.random.default_rng([self.seed, 1, self.epoch, i]))
             if self.labels is None:
                 return (x,)
             y = self.labels[index]
@@ -239,19 +249,23 @@ def make_batches(
     seed: int = 0,
     class_weight: dict[int, float] | None = None,
     with_labels: bool = True,
+    workers: int = 1,
+    max_batches: int | None = None,
 ) -> Any:
     """A ``keras.utils.PyDataset`` over ``images`` (uint8, memmap-friendly).
 
     Yields ``x`` (float32, ``channels`` channels, ``size`` px when given, after ``preprocess``
     and ``augment``), plus
     ``y`` and, with ``class_weight``, per-sample weights. ``shuffle`` draws a new permutation
-    each epoch from ``(seed, epoch)``.
+    each epoch from ``(seed, epoch)``; ``augment`` gets a generator seeded by
+    ``(seed, epoch, batch index)``. ``workers`` threads prefetch batches during training.
+    ``max_batches`` caps an epoch (with ``shuffle``, each epoch is a new random part of it).
     """
     labels = images.labels if with_labels else None
     return _batches_class()(
         images.images, labels, batch_size=batch_size, channels=channels, size=size,
         preprocess=preprocess, augment=augment, shuffle=shuffle, seed=seed,
-        class_weight=class_weight,
+        class_weight=class_weight, workers=workers, max_batches=max_batches,
     )
 
 
@@ -456,12 +470,18 @@ class KerasPlugin(Plugin):
     ``epochs = 14`` and add their own): ``epochs``, ``batch_size``, ``input_size``,
     ``learning_rate``, ``patience`` (epochs without a better validation AUC before stopping;
     0 = never stop early), ``restore_best`` (end with the best validation epoch's weights rather
-    than the last), ``class_weight`` (``"balanced"`` or None), ``mixed_precision``,
-    ``jit_compile`` and ``run_eagerly`` (passed to ``model.compile``: ``"auto"`` lets Keras use
-    XLA where it can; ``run_eagerly=True`` skips graph tracing, which dominates on tiny inputs
-    such as the tests'). The defaults are a plain training loop: fixed epochs, no early stopping,
-    the last weights. Subclasses implement :meth:`_build` and, for several training phases,
-    :meth:`_train`; their cards set ``accelerator=True``.
+    than the last), ``class_weight`` (``"balanced"`` or None), and how training is executed:
+    ``precision`` (``"float32"``, ``"bfloat16"``, ``"float16"`` or ``"auto"``: see
+    :mod:`cxrbench.plugins.precision`; float32 unless a plugin was measured to gain from
+    ``"auto"``), ``jit_compile`` and
+    ``run_eagerly`` (passed to ``model.compile``: ``"auto"`` lets Keras use XLA where it
+    can, which with TensorFlow means GPUs only; ``run_eagerly=True`` skips graph tracing, which
+    dominates on tiny inputs such as the tests'), and ``loader_workers`` (threads that prepare
+    training batches ahead; 1 = in the training loop), ``steps_per_epoch`` (at most this many
+    batches per epoch, a new random part of the training set each epoch, for training sets too
+    large for whole epochs; None: every image each epoch). The defaults are a plain training loop:
+    fixed epochs, no early stopping, the last weights. Subclasses implement :meth:`_build` and,
+    for several training phases, :meth:`_train`; their cards set ``accelerator=True``.
     """
 
     predict_batch_size: ClassVar[int] = 64
@@ -473,9 +493,11 @@ class KerasPlugin(Plugin):
     patience: int = param(0, low=0)
     restore_best: bool = False
     class_weight: str | None = param(None, choices=("balanced",))
-    mixed_precision: bool = False
+    precision: str = param("float32", choices=PRECISIONS)
     jit_compile: bool | str = param("auto", choices=(True, False, "auto"))
     run_eagerly: bool = False
+    loader_workers: int = param(1, low=1, high=16)
+    steps_per_epoch: int | None = param(None, low=1)
 
     def _preprocess(self) -> Preprocess:
         return scale_unit
@@ -503,16 +525,24 @@ class KerasPlugin(Plugin):
         weights = balanced_class_weight(train.labels) if self.class_weight == "balanced" else None
         common = dict(channels=channels, size=size, preprocess=self._preprocess())
         train_batches = make_batches(train, batch_size=int(self.batch_size), shuffle=True,
-                                     seed=self.seed, class_weight=weights, **common)
+                                     seed=self.seed, class_weight=weights,
+                                     workers=int(self.loader_workers),
+                                     max_batches=self.steps_per_epoch, **common)
         val_batches = make_batches(val, batch_size=self.predict_batch_size, **common)
-        with dtype_policy(self.mixed_precision):
+        where = backend_info()
+        policy, precision = resolve_precision(self.precision, **where)
+        with dtype_policy(policy):
             model = self._build((size, size, channels), len(train_batches))
         monitor = make_monitor(val, val_batches, patience=int(self.patience),
                                label=f"{self.card.name} seed={self.seed}")
         self._train(model, train_batches, monitor)
         finish(model, monitor, self.fit_info_, restore_best=bool(self.restore_best))
         self.fit_info_.update(image_size=size, channels=channels, class_weight=weights,
-                              steps_per_epoch=len(train_batches))
+                              steps_per_epoch=len(train_batches),
+                              images_per_epoch=min(len(train),
+                                                   len(train_batches) * int(self.batch_size)),
+                              precision=precision,
+                              execution=execution_info(model, int(self.loader_workers)))
         self.model_ = model
 
     def _predict(self, images: ImageSet) -> np.ndarray:
@@ -526,3 +556,20 @@ class KerasPlugin(Plugin):
     def _load(self, directory: Path) -> None:
         load_plain_state(self, directory)
         self.model_ = load_keras(directory / KERAS_FILE)
+
+def execution_info(model: Any, loader_workers: int) -> dict[str, Any]:
+    """How training ran: XLA or not (as Keras resolved ``"auto"``), eager or graph, loader
+    threads, and the thread settings the backend read from the environment."""
+    import os
+
+    return {
+        "jit_compile": bool(model.jit_compile),
+        "run_eagerly": bool(model.run_eagerly),
+        "loader_workers": loader_workers,
+        "threads_env": {k: os.environ[k] for k in THREAD_ENV if k in os.environ},
+    }
+
+
+# Environment variables that set the backends' thread pools (read when the backend starts).
+THREAD_ENV: tuple[str, ...] = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                               "OMP_NUM_THREADS")

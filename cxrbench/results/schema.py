@@ -52,6 +52,8 @@ class Timing(TypedDict):
     predict_s: float  # seconds to predict the test split
     predict_ms_per_image: float
     peak_rss_mb: float  # peak resident memory of the job's process during fit and predict
+    predict_val_s: NotRequired[float]  # seconds to predict the validation split
+    job_s: NotRequired[float]  # the whole job in its process: data loading, plugin, scoring
 
 
 class SkippedImages(TypedDict):
@@ -134,6 +136,17 @@ class ResumeSession(TypedDict, total=False):
     jobs: list[str]  # job ids this session ran
 
 
+class RunTiming(TypedDict, total=False):
+    """Where this invocation's time went (``cxrbench.run.timing``); a resume's own share."""
+
+    wall_s: float  # from the start of `cxrbench run` to the report written
+    plugin_s: float  # the plugins' fit + predict (val and test) seconds, summed over records
+    harness_s: float  # everything else: wall_s - plugin_s
+    harness_fraction: float  # harness_s / wall_s
+    jobs: int  # records this invocation produced
+    parts_s: dict[str, float]  # prepare, jobs, jobs_outside_plugins, results_writes, ...
+
+
 class Run(TypedDict, total=False):
     models: list[str]
     seeds: list[int]
@@ -145,6 +158,7 @@ class Run(TypedDict, total=False):
     finished: str | None
     command: list[str] | None  # the command line that started the run; null from Python
     resumed: list[ResumeSession]
+    timing: RunTiming
     merged: str  # `cxrbench merge` only: when, a note, and the source files
     note: str
     sources: list[dict[str, Any]]
@@ -172,6 +186,7 @@ class Provenance(TypedDict, total=False):
     cpu_model: str
     backend: str  # Keras backend
     device: str  # "cpu" or "gpu: <names>"
+    openmp_wait_policy: str | None  # OMP_WAIT_POLICY in force (cxrbench run: PASSIVE)
     date: str
     data: DataProvenance
     split_sha256: str

@@ -49,6 +49,7 @@ from cxrbench.run.lock import OutputLock
 from cxrbench.run.output import OutputWriteError, RunOutput
 from cxrbench.run.plan import RunError, build_jobs, plan_split, prepare_cache
 from cxrbench.run.session import check_resumable, existing_results, new_results, resume_results
+from cxrbench.run.timing import RunClock
 from cxrbench.splits import SplitPlan
 from cxrbench.stats import with_statistics
 from cxrbench.stats.small_data import split_size_reasons, undefined_resample_reasons
@@ -168,18 +169,21 @@ def _prepare_cache(dataset: Dataset, plan: SplitPlan, cache_dir: Path, jobs: lis
 # -------------------------------------------------------------------------------------- execute
 def _execute(executor: Executor, jobs: list[Job], results: dict[str, Any],
              session: dict[str, Any] | None, output: RunOutput,
-             on_record: Callable[[dict[str, Any]], None] | None) -> int | None:
+             on_record: Callable[[dict[str, Any]], None] | None, clock: RunClock,
+             ran: list[dict[str, Any]]) -> int | None:
     """Runs the jobs, saving each record as it arrives (no statistics: those come once, at
     the end). Returns the signal that interrupted the run, or None when every job ran.
     A fault writing the results (``OutputWriteError``) ends the run: see ``_stop_on_fault``."""
     records = executor.run(jobs)
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt(), clock.part("jobs"):
             for i, record in enumerate(records, start=1):
                 results["records"].append(record)
+                ran.append(record)
                 if session is not None:
                     session["jobs"].append(record["job_id"])
-                output.write(results)
+                with clock.part("results_writes"):
+                    output.write(results)
                 _log(_describe(record, i, len(jobs)))
                 if on_record is not None:
                     on_record(record)
@@ -219,14 +223,16 @@ def _mark_ended(results: dict[str, Any], session: dict[str, Any] | None,
 
 
 def _finish(results: dict[str, Any], session: dict[str, Any] | None, output: RunOutput,
-            status: Literal["complete", "interrupted"]) -> dict[str, Any]:
+            status: Literal["complete", "interrupted"], clock: RunClock) -> dict[str, Any]:
     """Marks the run ended, computes its summary and statistics once, writes the file."""
     _mark_ended(results, session, status)
-    results = with_statistics(results)
+    with clock.part("statistics"):
+        results = with_statistics(results)
     for reason in undefined_resample_reasons(results["statistics"]):
         _log(f"warning: small data: {reason}")
     try:
-        output.write(results)
+        with clock.part("results_writes"):
+            output.write(results)
     except OutputWriteError as err:
         raise _stop_on_fault(err, results, session, output, status) from err
     return results
@@ -289,13 +295,17 @@ def _missing_folders(folder: Path) -> list[Path]:
 
 def _run_locked(config: RunConfig, cache_dir: Path, output: RunOutput,
                 on_record: Callable[[dict[str, Any]], None] | None) -> RunOutcome:
+    clock = RunClock()
     previous = existing_results(config, output.results_path)
-    dataset = _load_data(config, cache_dir)
-    plan = plan_split(config, dataset)
+    with clock.part("load_data"):
+        dataset = _load_data(config, cache_dir)
+    with clock.part("split"):
+        plan = plan_split(config, dataset)
     if previous is not None:
         check_resumable(previous, output.results_path, config, dataset, plan)
     jobs = build_jobs(config, dataset, plan, output.plan_path, cache_dir)
-    failed = _prepare_cache(dataset, plan, cache_dir, jobs)
+    with clock.part("image_cache"):
+        failed = _prepare_cache(dataset, plan, cache_dir, jobs)
     failed |= {s.record_id for s in dataset.skipped_of("unreadable")}  # for provenance
     executor = make_executor(config.executor, timeout_s=config.timeout_s,
                              **config.executor_options)  # a missing extra fails before writing
@@ -314,19 +324,31 @@ def _run_locked(config: RunConfig, cache_dir: Path, output: RunOutput,
     if done:
         _log(f"resume: {len(done)} finished job(s) kept, {len(jobs)} to run")
     output.write(results)  # a fault here: nothing new to keep, the previous file is intact
+    ran: list[dict[str, Any]] = []  # the records this session ran (for its timing)
     try:
-        signum = _execute(executor, jobs, results, session, output, on_record)
+        signum = _execute(executor, jobs, results, session, output, on_record, clock, ran)
     except ExecutorError as err:  # e.g. no Dask scheduler at the address: misuse
-        results = _finish(results, session, output, "interrupted")
+        results = _finish(results, session, output, "interrupted", clock)
         raise RunError(f"{err} ({len(results['records'])} record(s) kept in "
                        f"{output.results_path}; rerun with --resume once fixed)") from err
     except OutputWriteError as err:
         raise _stop_on_fault(err, results, session, output, "interrupted") from err
     results = _finish(results, session, output,
-                      "complete" if signum is None else "interrupted")
+                      "complete" if signum is None else "interrupted", clock)
     if config.external and signum is None:
-        results = _score_external_sets(config, cache_dir, output.results_path)
-    report_path = _write_report(results, output, dataset.root) if config.report else None
+        with clock.part("external"):
+            results = _score_external_sets(config, cache_dir, output.results_path)
+    report_path = None
+    if config.report:
+        with clock.part("report"):
+            report_path = _write_report(results, output, dataset.root)
+    # The timing is written last, with the report's share; this one rewrite is not in it.
+    results["run"]["timing"] = clock.summary(ran)
+    try:
+        output.write(results)
+    except OutputWriteError as err:  # the results are complete already, only timing is lost
+        _log(f"warning: the run's timing was not written: {err}")
+    _log(_describe_timing(results["run"]["timing"]))
     n_ok = sum(r["status"] == "ok" for r in results["records"])
     return RunOutcome(results_path=output.results_path, report_path=report_path,
                       status=results["run"]["status"], n_ok=n_ok,
@@ -351,6 +373,13 @@ def _score_external_sets(config: RunConfig, cache_dir: Path,
         if outcome.status == "error":
             _log(f"external {spec.name}: ERROR {outcome.message}")
     return read_results(results_path)
+
+
+def _describe_timing(timing: dict[str, Any]) -> str:
+    share = timing["harness_fraction"]
+    return (f"time: {timing['wall_s']:.1f} s in all, {timing['plugin_s']:.1f} s in the plugins' "
+            f"fit and predict, {timing['harness_s']:.1f} s harness"
+            + (f" ({100 * share:.1f} %)" if share is not None else ""))
 
 
 def _describe(record: dict[str, Any], i: int, n: int) -> str:

@@ -234,6 +234,7 @@ def load_job_data(job: Job) -> tuple[dict[str, ImageSet], dict[str, Any]]:
 
 def run_job(job: Job) -> dict[str, Any]:
     """Fit, predict, threshold on val, score val and test. Exceptions become error records."""
+    job_start = time.perf_counter()
     try:
         load_job_plugin(job)
     except Exception as err:  # e.g. a plugin file that moved or changed: this job's error
@@ -247,7 +248,9 @@ def run_job(job: Job) -> dict[str, Any]:
             start = time.perf_counter()
             plugin.fit(sets["train"], sets["val"])
             fit_s = time.perf_counter() - start
+            start = time.perf_counter()
             p_val = plugin.predict_proba(sets["val"].without_labels())
+            predict_val_s = time.perf_counter() - start
             start = time.perf_counter()
             p_test = plugin.predict_proba(sets["test"].without_labels())
             predict_s = time.perf_counter() - start
@@ -272,6 +275,7 @@ def run_job(job: Job) -> dict[str, Any]:
                 "predict_s": predict_s,
                 "predict_ms_per_image": 1000 * predict_s / max(len(p_test), 1),
                 "peak_rss_mb": memory.peak_mb,
+                "predict_val_s": predict_val_s,
             },
             fit_info=fit_info,
             n_params=fit_info.get("n_params"),
@@ -291,5 +295,7 @@ def run_job(job: Job) -> dict[str, Any]:
             "message": str(err) or repr(err),
             "traceback": traceback.format_exc(limit=20),
         }
+    if record["status"] == "ok":  # the whole job in its process: data, plugin, scoring
+        record["timing"]["job_s"] = time.perf_counter() - job_start
     record["finished"] = utc_now()
     return record
