@@ -49,7 +49,8 @@ def saved(fitted, tmp_path):
 def test_model_json_describes_the_model_and_hashes_every_file(saved, fitted):
     info = read_model_info(saved)
     assert info["model"] == "pixels_logreg" and info["family"] == "classical"
-    assert info["params"] == {"seed": 3, "pixels": 32, "C": 0.5} and info["seed"] == 3
+    assert info["params"] == {"seed": 3, "pixels": 32, "C": 0.5, "intensity": "none",
+                              "thorax_crop": False} and info["seed"] == 3
     assert (info["input_size"], info["channels"]) == (64, 1)
     assert info["decoder_version"] == DECODER_VERSION
     assert (info["threshold"], info["threshold_rule"]) == (0.42, "youden")
