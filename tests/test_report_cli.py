@@ -4,6 +4,7 @@ help text that states each default once."""
 from __future__ import annotations
 
 import copy
+import json
 
 from report_helpers import fake_results
 
@@ -68,3 +69,23 @@ def test_report_audit_shows_the_audit_of_the_runs_data(synthetic_root, tmp_path)
     section = html[html.index('id="audit"'):html.index('id="split-plan"')]
     assert "Data audit" in section and "Patient ids in several splits" in section
     assert "across splits</strong> (leakage)" in section
+
+
+def test_run_audit_stores_the_audit_and_the_report_shows_it(synthetic_root, tmp_path):
+    from cxrbench.data import audit_dataset, load_dataset
+    from cxrbench.report.audit import audit_summary
+    from cxrbench.results.io import read_results
+
+    out = tmp_path / "run"
+    assert main(["run", "--data", str(synthetic_root), "--models", "majority", "--seeds", "0",
+                 "--executor", "inline", "--audit", "--out", str(out)]) == 0
+    stored = read_results(out / "results.json")["data_audit"]
+    assert stored == json.loads(json.dumps(audit_summary(audit_dataset(
+        load_dataset(synthetic_root)))))  # the same audit `report --audit` would make
+    html = (out / "report.html").read_text()
+    section = html[html.index('id="audit"'):html.index('id="split-plan"')]
+    assert "Data audit" in section and "Patient ids in several splits" in section
+    plain = tmp_path / "plain"
+    assert main(["run", "--data", str(synthetic_root), "--models", "majority", "--seeds", "0",
+                 "--executor", "inline", "--out", str(plain)]) == 0
+    assert "data_audit" not in read_results(plain / "results.json")

@@ -55,6 +55,7 @@ def benchmark(
     report: bool = True,
     allow_outside_root: bool = False,
     carve_test: bool = False,
+    audit: bool = False,
     plugins: str | Sequence[str] | None = None,
     mlflow: str | bool | None = None,
     mlflow_experiment: str = DEFAULT_EXPERIMENT,
@@ -72,7 +73,8 @@ def benchmark(
     split_plan.json, report.html, leaderboards); None: a temporary folder kept with the
     returned Benchmark. ``params``: ``{model: {key: value}}`` overrides, as ``--param``;
     ``model_timeouts``: ``{model: seconds}``. ``allow_outside_root`` and ``carve_test``: the
-    data layer's options (as ``--allow-outside-root`` and ``--carve-test``). ``plugins``:
+    data layer's options (as ``--allow-outside-root`` and ``--carve-test``); ``audit``: audit
+    the data into the results (``--audit``). ``plugins``:
     local plugin files or modules to import first (default ``$CXRBENCH_PLUGINS``).
     ``executor_options``: for
     ``executor="dask"`` (``scheduler``, ``n_workers``, ``resources``, ``worker_cache_dir``).
@@ -120,6 +122,7 @@ def benchmark(
         command=list(command) if command is not None else None,
         allow_outside_root=allow_outside_root,
         carve_test=carve_test,
+        audit=audit,
         plugins=imported,
         save_models=bool(save_models or (chosen.save_models if chosen else False)),
         external=[*(chosen.external if chosen else []), *external],

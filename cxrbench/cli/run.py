@@ -96,6 +96,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="override a hyperparameter; VALUE is JSON: 8, 0.5, true, null, "
                    "[16, 24], \"rbf\" (an unknown KEY is answered with the valid ones)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--audit", action="store_true",
+                   help="audit the data (unreadable images, duplicates within and across "
+                   "splits and labels, patients in several splits, odd sizes) before the jobs, "
+                   "into the results and the report's Data audit section; decodes every image "
+                   "once more")
     p.add_argument("--save-models", action="store_true",
                    help="save each fitted model to OUT/models/<job_id>/ (model.json with every "
                    "file's sha256, weights in formats that load without executing code), for "
@@ -246,6 +251,7 @@ def benchmark_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "plugins": args.plugins,
         "allow_outside_root": args.allow_outside_root,
         "carve_test": args.carve_test,
+        "audit": args.audit,
         "mlflow": args.mlflow,
         "mlflow_experiment": args.mlflow_experiment,
         "save_models": args.save_models,

@@ -144,6 +144,7 @@ class RunConfig:
     # Data-layer options (see cxrbench.data.load_dataset and cxrbench.splits.make_split_plan).
     allow_outside_root: bool = False  # a manifest may list files outside its folder
     carve_test: bool = False  # splits without test rows: carve test from train by patient
+    audit: bool = False  # audit the data (duplicates, leaks, odd images) into the results
     # Local plugin files and modules, already imported by the caller (load_plugins); job
     # processes and Dask workers import them again, checked against their sha256.
     plugins: list[PluginImport] = field(default_factory=list)

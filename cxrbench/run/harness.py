@@ -27,7 +27,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from cxrbench.data import DataError, Dataset, ImageCache, default_cache_dir, load_dataset
+from cxrbench.data import (
+    DataError,
+    Dataset,
+    ImageCache,
+    audit_dataset,
+    default_cache_dir,
+    load_dataset,
+)
 from cxrbench.files import (
     NotWritableError,
     check_writable_folder,
@@ -41,6 +48,7 @@ from cxrbench.plugins.registry import (
     get_model_class,
 )
 from cxrbench.provenance import utc_now
+from cxrbench.report.audit import audit_summary
 from cxrbench.results.io import read_results
 from cxrbench.run.config import RunConfig
 from cxrbench.run.executors import Executor, ExecutorError, make_executor
@@ -310,6 +318,11 @@ def _run_locked(config: RunConfig, cache_dir: Path, output: RunOutput,
     executor = make_executor(config.executor, timeout_s=config.timeout_s,
                              **config.executor_options)  # a missing extra fails before writing
 
+    audit = None
+    if config.audit:  # before the run is accepted: it only reads the data
+        with clock.part("audit"):
+            audit = audit_summary(audit_dataset(dataset, progress=True))
+
     # Accepted: from here on the run writes into its output folder.
     output.save_plan(plan)
     session = None
@@ -317,6 +330,8 @@ def _run_locked(config: RunConfig, cache_dir: Path, output: RunOutput,
         results, session = resume_results(previous, config)
     else:
         results = new_results(config, dataset, plan, failed)
+    if audit is not None:
+        results["data_audit"] = audit
     for reason in split_size_reasons(results):
         _log(f"warning: small data: {reason}")
     done = {r["job_id"] for r in results["records"]}
