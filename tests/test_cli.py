@@ -62,7 +62,9 @@ def test_param_override_and_bad_param(synthetic_root, tmp_path, capsys):
 
 @pytest.mark.parametrize(("param", "message"), [
     ("hog_svm.cell_size=8", "hog_svm has no parameter 'cell_size'. Did you mean: cells? Valid "
-                            "parameters: C, cells, cv_folds, gamma, kernels, seed, tune_samples"),
+                            "parameters: C, approx_components, cache_mb, cells, cv_folds, "
+                            "exact_max_samples, gamma, intensity, kernels, seed, thorax_crop, "
+                            "tune_samples"),
     ("pixels_logreg.pixels=3.7", "pixels_logreg: invalid value 3.7 for parameter 'pixels'; "
                                  "allowed: an integer"),
     ("pixels_logreg.C=abc", "--param 'pixels_logreg.C=abc': 'abc' is not a JSON value"),

@@ -203,7 +203,8 @@ def test_classes_travel_by_reference_when_importable_else_by_value(isolated_impo
                           capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "{'seed': 0, 'scale': 2.0}"
+    assert done.stdout.strip() == ("{'seed': 0, 'intensity': 'none', 'thorax_crop': False, "
+                                   "'scale': 2.0}")
 
 
 def test_the_readme_example_plugin_file_passes_the_kit(isolated_imports, capsys):

@@ -18,11 +18,13 @@ Classifiers*, 2nd ed., Wiley 2014, ch. 5.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from cxrbench.plugins.contract import ImageSet, ModelCard, Plugin, PluginError, param
+from cxrbench.plugins.persistence import ArtifactError, load_plain_state, save_plain_state
 from cxrbench.plugins.preprocessing import derived_hashes
 from cxrbench.plugins.registry import create_model, get_card, register_model
 
@@ -154,6 +156,26 @@ class Ensemble(Plugin):
             size, channels = member_shape(member.card.name, member.get_params())
             probs.append(member.predict_proba(adapt_images(images, size, channels)))
         return np.clip(np.column_stack(probs) @ self.weights_, 0.0, 1.0)
+
+
+    # Saved as the plain state (weights, fit_info) plus one sub-folder per member, each in
+    # that member's own safe format; members are rebuilt by name and seed, as in _fit.
+    def _save(self, directory: Path) -> list[Path]:
+        written = save_plain_state(self, directory, skip=("members_",))
+        for i, member in enumerate(self.members_):
+            written += member.save(directory / f"member_{i}")
+        return written
+
+    def _load(self, directory: Path) -> None:
+        load_plain_state(self, directory)
+        members = []
+        for i, name in enumerate(self.members):
+            folder = directory / f"member_{i}"
+            if not folder.is_dir():
+                raise ArtifactError(f"{folder} is missing: the ensemble's member {name!r} "
+                                    "was not saved with it")
+            members.append(create_model(name, seed=self.seed).load(folder))
+        self.members_ = members
 
 
 def _auc(labels: np.ndarray | None, p: np.ndarray) -> float | None:

@@ -20,7 +20,8 @@ import numpy as np
 
 from cxrbench.cores import usable_cores
 from cxrbench.data.cache import run_chunks, split_chunks
-from cxrbench.data.decode import ImageDecodeError, decode_image, is_image_file
+from cxrbench.data.decode import ImageDecodeError, decode_image
+from cxrbench.data.formats import is_image_file
 from cxrbench.plugins.artifacts import SavedModel, load_model
 from cxrbench.plugins.contract import ImageSet
 from cxrbench.run.jobs import validate_probabilities
@@ -69,7 +70,7 @@ def collect_images(paths: Sequence[str | Path]) -> list[Path]:
         path = Path(raw).expanduser()
         if path.is_dir():
             found += sorted(p for p in path.rglob("*")
-                            if p.is_file() and is_image_file(p.name)
+                            if p.is_file() and is_image_file(p)  # DICOM without an extension too
                             and not any(part.startswith(".") for part in
                                         p.relative_to(path).parts))
         elif path.exists():
