@@ -8,6 +8,8 @@ for the report's audit section.
 
 from cxrbench.report.audit import audit_summary
 from cxrbench.report.html import render_report
+from cxrbench.report.saliency_context import SaliencyRequest
 from cxrbench.report.tables import leaderboard_markdown, write_tables
 
-__all__ = ["audit_summary", "leaderboard_markdown", "render_report", "write_tables"]
+__all__ = ["SaliencyRequest", "audit_summary", "leaderboard_markdown", "render_report",
+           "write_tables"]

@@ -33,6 +33,7 @@ from cxrbench.report.generalisation import generalisation_context
 from cxrbench.report.hard_cases import hard_cases
 from cxrbench.report.palette import palette
 from cxrbench.report.payload import embed_json, report_payload
+from cxrbench.report.saliency_context import SaliencyRequest, saliency_context
 from cxrbench.report.tables import leaderboard_csv, write_tables
 
 
@@ -111,8 +112,8 @@ def _figures(results: dict[str, Any], rows: list[dict[str, Any]],
     }
 
 
-def report_context(results: dict[str, Any], data_root: str | Path | None = None
-                   ) -> dict[str, Any]:
+def report_context(results: dict[str, Any], data_root: str | Path | None = None,
+                   saliency: SaliencyRequest | None = None) -> dict[str, Any]:
     statistics = results.get("statistics") or {}
     rows = context.leaderboard_rows(results)
     order = [r["model"] for r in rows]
@@ -128,6 +129,9 @@ def report_context(results: dict[str, Any], data_root: str | Path | None = None
     top = picks[:TOP_MODELS]
     gallery = build_gallery(top, ids, store) if top else None
     hard = hard_cases(top, picks, ids, store) if store.available else None
+    saliency_view = saliency_context(results, saliency, top, gallery, hard, ids,
+                                     store.root if store.available else None, styles) \
+        if saliency is not None else None
     details = records.record_details(results, order)
     commits: dict[str, list[str]] = {}
     for detail in details:
@@ -175,6 +179,7 @@ def report_context(results: dict[str, Any], data_root: str | Path | None = None
         "histories": inputs["histories"],
         "gallery": gallery,
         "hard": hard,
+        "saliency": saliency_view,
         "audit": results.get("data_audit"),
         "weights": context.weights_rows(results),
         "failures": [r for r in results.get("records", []) if r["status"] != "ok"],
@@ -186,7 +191,8 @@ def report_context(results: dict[str, Any], data_root: str | Path | None = None
 
 
 def render_report(
-    results: dict[str, Any], path: str | Path, *, data_root: str | Path | None = None
+    results: dict[str, Any], path: str | Path, *, data_root: str | Path | None = None,
+    saliency: SaliencyRequest | None = None,
 ) -> Path:
     """Write the HTML report (atomically) and its Markdown and CSV leaderboards beside it
     (``leaderboard.*`` beside ``report.html``, ``NAME.leaderboard.*`` beside ``NAME.html``).
@@ -194,12 +200,14 @@ def render_report(
     ``data_root`` is where the test images are read for the gallery (default: the data path
     recorded in the results); the report is written without thumbnails when it is unreachable.
     Summary and statistics are computed here when the results do not carry them.
+    ``saliency`` (off by default: it loads the saved models and costs time) adds occlusion and
+    Grad-CAM overlays and the outside-thorax summary (:mod:`cxrbench.report.saliency_context`).
     """
     if "summary" not in results or "statistics" not in results:
         from cxrbench.stats import with_statistics
 
         results = with_statistics(results)
-    values = report_context(results, data_root)
+    values = report_context(results, data_root, saliency)
     html = template_environment().get_template("report.html.j2").render(**values)
     path = atomic_write_text(Path(path), html)
     write_tables(results, values["rows"], path, values["csv_text"])
