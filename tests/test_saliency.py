@@ -148,6 +148,19 @@ def test_overlay_is_a_png_of_the_asked_size():
     assert (corner.max(axis=1) - corner.min(axis=1)).max() > 50
 
 
+def test_the_cli_help_states_the_sample_default():
+    import argparse
+
+    from cxrbench.cli import report
+    from cxrbench.report.saliency_context import DEFAULT_SAMPLE
+
+    parser = argparse.ArgumentParser()
+    report.add_parser(parser.add_subparsers())
+    sub = parser._subparsers._group_actions[0].choices["report"]
+    action = next(a for a in sub._actions if a.dest == "saliency_sample")
+    assert f"(default: {DEFAULT_SAMPLE})" in action.help
+
+
 # --- Grad-CAM on hand-built Keras networks ---------------------------------------------------
 keras = pytest.importorskip("keras")
 

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from cxrbench.report.gallery import path_inside
+from cxrbench.report.gallery import ERRORS_PER_KIND, path_inside
+from cxrbench.report.hard_cases import PER_KIND
 from cxrbench.report.saliency import (
     FALLBACK_BOX,
     OCCLUSION_PATCH,
@@ -46,8 +47,8 @@ from cxrbench.report.saliency import (
 )
 from cxrbench.report.saliency_figures import METHOD_LABELS, overlay_data_uri, share_figure
 
-DEFAULT_MAX_IMAGES = 20  # every image the gallery (8) and the hard cases (12) can show
-DEFAULT_SAMPLE = 16
+DEFAULT_MAX_IMAGES = 2 * ERRORS_PER_KIND + 2 * PER_KIND  # all the gallery and hard cases show
+DEFAULT_SAMPLE = 16  # also stated in `cxrbench report --help` (checked by a test)
 SAMPLE_SEED = 0
 
 
