@@ -3,6 +3,8 @@ constructed images and models whose answer is known (fast: no training)."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -178,33 +180,40 @@ def _keras_plugin(model: Any, channels: int = 1) -> Plugin:
     return plugin
 
 
-def _brightness_network(bias: float) -> Any:
+def _brightness_network(bias: float, policy: str = "float32") -> Any:
     """Conv 1x1 (identity) -> global average -> sigmoid(10 * mean - bias): Grad-CAM's map is
-    the image itself, so it peaks where the image is bright."""
+    the image itself, so it peaks where the image is bright. Saved and loaded as a run saves
+    it (a functional model's inputs then are a list of one)."""
     from keras import layers
 
+    from cxrbench.plugins.persistence import load_keras, save_keras
+
     inputs = keras.Input((SIZE, SIZE, 1))
-    conv = layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones")
-    x = layers.GlobalAveragePooling2D()(conv(inputs))
+    conv = layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones", dtype=policy)
+    x = layers.GlobalAveragePooling2D(dtype=policy)(conv(inputs))
     outputs = layers.Dense(1, activation="sigmoid", kernel_initializer=keras.initializers
                            .Constant(10.0), bias_initializer=keras.initializers
-                           .Constant(-bias))(x)
-    return keras.Model(inputs, outputs)
+                           .Constant(-bias), dtype=policy)(x)
+    with tempfile.TemporaryDirectory() as folder:
+        path = save_keras(keras.Model(inputs, outputs), Path(folder) / "m.keras")
+        return load_keras(path)
 
 
-def test_gradcam_peaks_where_the_network_finds_its_evidence():
+# bfloat16: what cnn_seed and cnn_strong train in on CPUs with avx512_bf16 (precision="auto").
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_gradcam_peaks_where_the_network_finds_its_evidence(policy):
     from cxrbench.report.gradcam import gradcam_maps
 
     images = np.zeros((2, SIZE, SIZE, 1), np.uint8)
     images[:, CORNER[0], CORNER[1]] = 255
-    plugin = _keras_plugin(_brightness_network(bias=0.0))  # p > 0.5: called pneumonia
+    plugin = _keras_plugin(_brightness_network(0.0, policy))  # p > 0.5: called pneumonia
     maps = gradcam_maps(plugin, images, 0.5)
     assert maps.shape == (2, SIZE, SIZE) and maps.max() == pytest.approx(1.0)
     for cam in maps:
         assert cam[CORNER].mean() > 0.9 and cam[16:, :16].max() < 0.05
     # Called normal (the bias pushes p under the threshold): the bright corner is evidence
     # *against* normal, so the map for the predicted class is empty there.
-    normal = _keras_plugin(_brightness_network(bias=50.0))
+    normal = _keras_plugin(_brightness_network(50.0, policy))
     assert plugin.predict_proba(_images(images)).min() > 0.5
     assert normal.predict_proba(_images(images)).max() < 0.5
     assert gradcam_maps(normal, images, 0.5).max() == 0

@@ -21,6 +21,7 @@ Keras 3 has no backend-neutral gradient, so :func:`_gradient` is the one backend
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,7 @@ def gradcam_maps(plugin: Any, images: np.ndarray, thresholds: float | np.ndarray
                    size=int(model.input_shape[1]))
     layers = _chain(model, x)
     features, cut = _features(layers, x)
-    p = np.asarray(model.predict_on_batch(x), dtype=np.float64).reshape(-1)
+    p = np.asarray(_call(model, x), dtype=np.float64).reshape(-1)
     sign = np.where(p >= np.broadcast_to(thresholds, (n,)), 1.0, -1.0).astype(np.float32)
     grads = _gradient(lambda a: _logit(layers[cut + 1:], a), features, sign)
     weights = grads.mean(axis=(1, 2), keepdims=True)
@@ -68,6 +69,16 @@ def _to_numpy(tensor: Any) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(tensor))
 
 
+def _call(model: Any, x: np.ndarray) -> np.ndarray:
+    """The model's output in inference mode, computed eagerly as the chain is (compiled
+    prediction can differ in the last digits, e.g. under bfloat16)."""
+    with warnings.catch_warnings():
+        # A saved functional model expects its inputs as a list of one; a bare array is the
+        # same input, and Keras says so in a warning.
+        warnings.filterwarnings("ignore", message="The structure of `inputs`")
+        return _to_numpy(model(x, training=False))
+
+
 def _chain(model: Any, x: np.ndarray) -> list[Any]:
     """The model's layers (input layers left out), checked to compute the model as a chain."""
     import keras
@@ -77,7 +88,7 @@ def _chain(model: Any, x: np.ndarray) -> list[Any]:
     try:
         for layer in layers:
             h = layer(h, training=False)
-        same = np.allclose(_to_numpy(h), model.predict_on_batch(x), atol=1e-4)
+        same = np.allclose(_to_numpy(h), _call(model, x), atol=1e-4)
     except Exception as err:  # noqa: BLE001  # a layer with several inputs, a shape mismatch
         raise GradCamUnavailable(f"{model.name} is not a chain of layers ({err})") from None
     if not same:
