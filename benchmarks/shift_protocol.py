@@ -231,6 +231,30 @@ def summary_table(path: Path, tags: list[str] | None = None) -> str:
     return "\n".join(out)
 
 
+def rules_table(path: Path, tags: list[str] | None = None) -> str:
+    """A Markdown table of how each threshold rule, set on the validation split the model saw,
+    transfers to the held-out series and the external set (series lines only)."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for text in path.read_text(encoding="utf-8").splitlines():
+        line = json.loads(text)
+        if line.get("error") or line["protocol"] != "series" or (
+                tags and line.get("tag") not in tags):
+            continue
+        rows[(line["model"], json.dumps(line["params"], sort_keys=True))] = line
+    out = ["| model | params | rule | in-series sens / spec | shifted sens / spec "
+           "| external sens / spec |", "|---|---|---|---|---|---|"]
+
+    def pair(entry: dict[str, float] | None) -> str:
+        return "" if entry is None else f"{entry['sens']:.3f} / {entry['spec']:.3f}"
+
+    for (model, params), line in rows.items():
+        for rule, entry in line["rules"].items():
+            out.append(f"| {model} | {params if params != '{}' else ''} | {rule} | "
+                       f"{pair(entry.get('val_in'))} | {pair(entry.get('val_shift'))} | "
+                       f"{pair(entry.get('external'))} |")
+    return "\n".join(out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=os.environ.get("CXRBENCH_DATA"))
@@ -245,9 +269,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--summary", action="store_true",
                         help="print a Markdown table of --out instead of running anything")
+    parser.add_argument("--rules", action="store_true",
+                        help="with --summary: how each threshold rule transfers (series lines)")
     args = parser.parse_args()
     if args.summary:
-        print(summary_table(args.out, [t for t in args.tag.split(",") if t] or None))
+        tags = [t for t in args.tag.split(",") if t] or None
+        print(rules_table(args.out, tags) if args.rules else summary_table(args.out, tags))
         return 0
     if not args.data:
         parser.error("give --data or set CXRBENCH_DATA")
