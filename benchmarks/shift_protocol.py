@@ -232,8 +232,9 @@ def summary_table(path: Path, tags: list[str] | None = None) -> str:
 
 
 def rules_table(path: Path, tags: list[str] | None = None) -> str:
-    """A Markdown table of how each threshold rule, set on the validation split the model saw,
-    transfers to the held-out series and the external set (series lines only)."""
+    """A Markdown table of how each threshold rule, set on the validation split the model saw
+    (``val_in``), transfers to the held-out series and the external set (series lines only):
+    sensitivity / specificity, one column per rule."""
     rows: dict[tuple, dict[str, Any]] = {}
     for text in path.read_text(encoding="utf-8").splitlines():
         line = json.loads(text)
@@ -241,17 +242,16 @@ def rules_table(path: Path, tags: list[str] | None = None) -> str:
                 tags and line.get("tag") not in tags):
             continue
         rows[(line["model"], json.dumps(line["params"], sort_keys=True))] = line
-    out = ["| model | params | rule | in-series sens / spec | shifted sens / spec "
-           "| external sens / spec |", "|---|---|---|---|---|---|"]
-
-    def pair(entry: dict[str, float] | None) -> str:
-        return "" if entry is None else f"{entry['sens']:.3f} / {entry['spec']:.3f}"
-
+    out = ["| model | params | scored on | " + " | ".join(RULES) + " |",
+           "|---|---|---|" + "---|" * len(RULES)]
     for (model, params), line in rows.items():
-        for rule, entry in line["rules"].items():
-            out.append(f"| {model} | {params if params != '{}' else ''} | {rule} | "
-                       f"{pair(entry.get('val_in'))} | {pair(entry.get('val_shift'))} | "
-                       f"{pair(entry.get('external'))} |")
+        for key, label in (("val_shift", "held-out series"), ("external", "external")):
+            cells = []
+            for rule in RULES:
+                entry = line["rules"].get(rule, {}).get(key)
+                cells.append("" if entry is None else f"{entry['sens']:.3f} / {entry['spec']:.3f}")
+            out.append(f"| {model} | {params if params != '{}' else ''} | {label} | "
+                       + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
@@ -270,7 +270,8 @@ def main() -> int:
     parser.add_argument("--summary", action="store_true",
                         help="print a Markdown table of --out instead of running anything")
     parser.add_argument("--rules", action="store_true",
-                        help="with --summary: how each threshold rule transfers (series lines)")
+                        help="with --summary: how each threshold rule transfers (series lines): "
+                             "sensitivity / specificity")
     args = parser.parse_args()
     if args.summary:
         tags = [t for t in args.tag.split(",") if t] or None
