@@ -241,11 +241,13 @@ def rules_table(path: Path, tags: list[str] | None = None) -> str:
         if line.get("error") or line["protocol"] != "series" or (
                 tags and line.get("tag") not in tags):
             continue
-        rows[(line["model"], json.dumps(line["params"], sort_keys=True))] = line
+        rows[(line["model"], json.dumps(line["params"], sort_keys=True),
+              line.get("holdout"))] = line
     out = ["| model | params | scored on | " + " | ".join(RULES) + " |",
            "|---|---|---|" + "---|" * len(RULES)]
-    for (model, params), line in rows.items():
-        for key, label in (("val_shift", "held-out series"), ("external", "external")):
+    for (model, params, holdout), line in rows.items():
+        for key, label in (("val_shift", f"held-out series ({holdout})"),
+                           ("external", "external")):
             cells = []
             for rule in RULES:
                 entry = line["rules"].get(rule, {}).get(key)

@@ -45,6 +45,6 @@ def test_tables_skip_errors_and_keep_the_last_line(tmp_path):
     rules = module.rules_table(path)
     probe_rows = [r for r in rules.splitlines() if r.startswith("| probe |")]
     assert len(probe_rows) == 2  # held-out series and external
-    assert "| held-out series | 0.960 / 0.900" in probe_rows[0]
+    assert "| held-out series (NORMAL2) | 0.960 / 0.900" in probe_rows[0]
     assert "| external | 0.800 / 0.600" in probe_rows[1]
     assert '{"members": ["probe", "hog_svm"]}' in rules
