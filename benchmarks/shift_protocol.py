@@ -231,6 +231,32 @@ def summary_table(path: Path, tags: list[str] | None = None) -> str:
     return "\n".join(out)
 
 
+def rules_table(path: Path, tags: list[str] | None = None) -> str:
+    """A Markdown table of how each threshold rule, set on the validation split the model saw
+    (``val_in``), transfers to the held-out series and the external set (series lines only):
+    sensitivity / specificity, one column per rule."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for text in path.read_text(encoding="utf-8").splitlines():
+        line = json.loads(text)
+        if line.get("error") or line["protocol"] != "series" or (
+                tags and line.get("tag") not in tags):
+            continue
+        rows[(line["model"], json.dumps(line["params"], sort_keys=True),
+              line.get("holdout"))] = line
+    out = ["| model | params | scored on | " + " | ".join(RULES) + " |",
+           "|---|---|---|" + "---|" * len(RULES)]
+    for (model, params, holdout), line in rows.items():
+        for key, label in (("val_shift", f"held-out series ({holdout})"),
+                           ("external", "external")):
+            cells = []
+            for rule in RULES:
+                entry = line["rules"].get(rule, {}).get(key)
+                cells.append("" if entry is None else f"{entry['sens']:.3f} / {entry['spec']:.3f}")
+            out.append(f"| {model} | {params if params != '{}' else ''} | {label} | "
+                       + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=os.environ.get("CXRBENCH_DATA"))
@@ -245,9 +271,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--summary", action="store_true",
                         help="print a Markdown table of --out instead of running anything")
+    parser.add_argument("--rules", action="store_true",
+                        help="with --summary: how each threshold rule transfers (series lines): "
+                             "sensitivity / specificity")
     args = parser.parse_args()
     if args.summary:
-        print(summary_table(args.out, [t for t in args.tag.split(",") if t] or None))
+        tags = [t for t in args.tag.split(",") if t] or None
+        print(rules_table(args.out, tags) if args.rules else summary_table(args.out, tags))
         return 0
     if not args.data:
         parser.error("give --data or set CXRBENCH_DATA")
