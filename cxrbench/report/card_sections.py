@@ -8,6 +8,7 @@ from typing import Any
 
 from cxrbench.report.card_content import Code, Section, Table, estimate, number, text
 from cxrbench.report.generalisation import set_label
+from cxrbench.report.records import resolved_path
 
 EXTERNAL_METRICS = (("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"),
                     ("recall", "Sensitivity"), ("specificity", "Specificity"),
@@ -28,7 +29,7 @@ def _record_scores(context: dict[str, Any], name: str, job_id: str) -> dict[str,
 
 
 def _external_names(context: dict[str, Any]) -> list[str]:
-    return sorted((context["results"].get("external") or {}))
+    return sorted(context["results"].get("external") or {})
 
 
 def _model_count(context: dict[str, Any], name: str, model: str) -> int:
@@ -64,7 +65,7 @@ def external_section(context: dict[str, Any], record: dict[str, Any]) -> Section
         n = _model_count(context, name, model)
         check = entry.get("source_check") or {}
         facts.append((name, text(
-            Code(str(entry.get("path"))), f" ({entry.get('kind')}, "
+            Code(str(resolved_path(entry.get("path")))), f" ({entry.get('kind')}, "
             f"{counts.get('NORMAL', '?')} NORMAL, {counts.get('PNEUMONIA', '?')} PNEUMONIA"
             f"{', SYNTHETIC' if entry.get('synthetic') else ''}; data hash ",
             Code(str(entry.get("data_hash"))[:16]), "…). ROC AUC drop from test: ",

@@ -4,10 +4,10 @@ the report, built as data (:mod:`cxrbench.report.card_content`) from the results
 Every number is read from the results, never recomputed another way: test intervals from
 ``statistics.records[job].test``; validation, external and subgroup intervals from
 ``statistics.generalisation`` (computed when the file has no external set, as the report
-does: :func:`cxrbench.report.generalisation.report_generalisation`); the threshold-transfer finding by the
-report's own rule (:func:`cxrbench.report.reading.threshold_shift`). ``model.json`` (optional)
-adds what only the saved model knows: its description, every parameter, when and with what it
-was fitted.
+does: :func:`cxrbench.report.generalisation.report_generalisation`); the threshold-transfer
+finding by the report's own rule (:func:`cxrbench.report.reading.threshold_shift`).
+``model.json`` (optional) adds what only the saved model knows: its description, every
+parameter, when and with what it was fitted.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from cxrbench.report.card_sections import (
 )
 from cxrbench.report.generalisation import report_generalisation
 from cxrbench.report.reading import threshold_shift
+from cxrbench.report.records import resolved_path
 
 PERFORMANCE_METRICS = (("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"), ("accuracy", "Accuracy"),
                        ("balanced_accuracy", "Balanced accuracy"),
@@ -181,7 +182,8 @@ def _use_section(data: dict[str, Any]) -> Section:
             "aged one to five) from one centre, Guangzhou Women and Children's Medical Center, "
             "China: one population, one hospital's equipment and protocol.")
     else:
-        population = text("Its training data are the set at ", Code(str(data.get("path"))),
+        population = text("Its training data are the set at ",
+                          Code(str(resolved_path(data.get("path")))),
                           f" (layout: {data.get('kind')}); the population it represents is "
                           "what that set's documentation says.")
     paragraphs.append(population)
@@ -197,7 +199,8 @@ def _use_section(data: dict[str, Any]) -> Section:
 def _data_section(results: dict[str, Any], sets: dict[str, Any]) -> Section:
     data = (results.get("provenance") or {}).get("data") or {}
     split = results.get("split") or {}
-    facts = [("Data", text(Code(str(data.get("path"))), f" (layout {data.get('kind')}, "
+    path = Code(str(resolved_path(data.get("path"))))
+    facts = [("Data", text(path, f" (layout {data.get('kind')}, "
                            f"{data.get('n_records')} images, {len(data.get('unreadable') or [])} "
                            "unreadable)")),
              ("Data hash", text(Code(str(data.get("data_hash"))))),
@@ -279,7 +282,7 @@ def _provenance_section(results: dict[str, Any], record: dict[str, Any],
                                          f"{prov.get('cpu_count')} CPU(s) {prov.get('cpu_model')},"
                                          f" backend {prov.get('backend')} on "
                                          f"{prov.get('device')}")),
-             ("Data hash", text(Code(str(((prov.get("data") or {}).get("data_hash")))))),
+             ("Data hash", text(Code(str((prov.get("data") or {}).get("data_hash"))))),
              ("Split sha256", text(Code(str(prov.get("split_sha256"))))),
              ("Plugin", text(Code(str(plugin.get("class"))), " from ",
                              Code(str(plugin.get("file"))), f" (sha256 of its "
