@@ -18,7 +18,6 @@ from cxrbench.files import atomic_write_text
 from cxrbench.plugins.artifacts import CARD_FILE, read_model_info
 from cxrbench.plugins.persistence import ArtifactError
 from cxrbench.report.card_content import render_markdown
-from cxrbench.report.model_card import build_card, card_context
 from cxrbench.stats import with_statistics
 
 
@@ -47,6 +46,8 @@ def write_model_cards(results: dict[str, Any], run_dir: str | Path) -> CardsOutc
     records = saved_records(results)
     if not records:
         return outcome
+    from cxrbench.report.model_card import build_card, card_context  # (matplotlib, via report)
+
     if "statistics" not in results:
         results = with_statistics(results)
     context = card_context(results)
