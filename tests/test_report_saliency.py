@@ -15,6 +15,7 @@ import pytest
 from saved_runs import run_saved
 
 from cxrbench.cli import main
+from cxrbench.plugins.artifacts import DERIVED_FILES
 from cxrbench.report import SaliencyRequest, render_report
 from cxrbench.report.html import report_context
 from cxrbench.stats import with_statistics
@@ -92,7 +93,8 @@ def test_a_modified_model_is_refused_and_the_report_is_still_written(world, tmp_
     run_dir = Path(shutil.copytree(world.run_dir, tmp_path / "run"))
     record = next(r for r in world.results["records"] if r["model"] == "pixels_logreg")
     folder = run_dir / record["model_artifact"]["path"]
-    target = sorted(p for p in folder.iterdir() if p.name != "model.json")[0]
+    # a file of the model (model.json and the model card are descriptions, not loaded)
+    target = sorted(p for p in folder.iterdir() if p.name not in DERIVED_FILES)[0]
     target.write_bytes(target.read_bytes() + b"tampered")
     html = render_report(world.results, tmp_path / "r.html", data_root=world.data,
                          saliency=_request(run_dir)).read_text()

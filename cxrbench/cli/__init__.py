@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from cxrbench import __version__
 from cxrbench.cores import prefer_passive_openmp
 
-VERB_MODULES = ("models", "data", "run", "evaluate", "predict", "report", "compare", "merge",
-                "check", "demo", "weights", "export")
+VERB_MODULES = ("models", "data", "run", "evaluate", "predict", "card", "report", "compare",
+                "merge", "check", "demo", "weights", "export")
 
 EPILOG = """examples:
   cxrbench demo                                   # offline, synthetic data, ~1 minute
@@ -21,6 +21,7 @@ EPILOG = """examples:
   cxrbench run --data /data/chest_xray --models hog_svm --save-models --out out/
   cxrbench evaluate out/ --data /data/other_hospital --name hospital_b
   cxrbench predict 'out/models/hog_svm[seed=0]' new_films/
+  cxrbench card out/                              # (re)write each saved model's model card
   cxrbench report out/results.json -o out/report.html
   cxrbench compare results/baseline.json out/results.json
   cxrbench check hog_svm

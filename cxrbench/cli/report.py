@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         given = {"max_images": args.saliency_images, "sample": args.saliency_sample}
         saliency = SaliencyRequest(run_dir=results_dir,
                                    **{k: v for k, v in given.items() if v is not None})
-    path = render_report(results, output, data_root=data_root, saliency=saliency)
+    path = render_report(results, output, data_root=data_root, saliency=saliency,
+                         run_dir=results_dir)
     for written in (path, *table_paths(path)):
         print(written)
     return 0

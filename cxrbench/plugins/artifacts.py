@@ -9,6 +9,8 @@ Layout of a model folder (``OUT/models/<job_id>/`` after ``cxrbench run --save-m
     *.skops           scikit-learn objects (skops, trusted types listed per plugin)
     xgboost.ubj       an XGBoost booster (XGBoost's own UBJSON)
     model.keras       a Keras network (loaded with safe_mode=True)
+    model_card.md     the model card (written from the run's results; not listed in
+                      model.json, never read when loading)
 
 The security rule for loading (:func:`load_model`): ``model.json`` is parsed as JSON (and, when
 the caller knows it, checked against the sha256 the run recorded); every file it lists must
@@ -40,6 +42,10 @@ from cxrbench.plugins.registry import UnknownModelError, create_model
 from cxrbench.provenance import git_info, keras_backend_name, package_versions, utc_now
 
 MODEL_FILE = "model.json"
+# The model card (cxrbench.report.model_card): a description rewritten from the run's results
+# (when an external set is added), never read by a loader, so model.json does not list it.
+CARD_FILE = "model_card.md"
+DERIVED_FILES = (MODEL_FILE, CARD_FILE)  # in a model folder, not in model.json's "files"
 MODELS_DIR = "models"  # a run's saved models: OUT/models/<job_id>/
 FORMAT = "cxrbench-model"
 FORMAT_VERSION = 1
@@ -118,9 +124,11 @@ def save_model(plugin: Plugin, directory: str | Path, *, input_size: int, channe
     tmp = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         plugin.save(tmp)
-        if (tmp / MODEL_FILE).exists():
-            raise ArtifactError(f"{plugin.card.name}: its save wrote {MODEL_FILE}, a name "
-                                "reserved for the model's description; use another file name")
+        for reserved in DERIVED_FILES:
+            if (tmp / reserved).exists():
+                raise ArtifactError(f"{plugin.card.name}: its save wrote {reserved}, a name "
+                                    "reserved for the model's description; use another file "
+                                    "name")
         info = _model_info(plugin, tmp, input_size=input_size, channels=channels,
                            threshold=threshold, threshold_rule=threshold_rule,
                            metadata=metadata or {})
@@ -233,7 +241,7 @@ def _info_problems(info: Any) -> list[str]:
     for name, entry in (info.get("files") or {}).items() if isinstance(info.get("files"),
                                                                         dict) else ():
         pure = PurePosixPath(name)
-        if pure.is_absolute() or ".." in pure.parts or name in ("", MODEL_FILE):
+        if pure.is_absolute() or ".." in pure.parts or name in ("", *DERIVED_FILES):
             problems.append(f"files lists {name!r}, which is not a file inside the folder")
         elif not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
                   and isinstance(entry.get("bytes"), int)):
@@ -270,10 +278,11 @@ def verify_files(directory: str | Path, info: ModelInfo) -> None:
 
 
 def hash_folder_names(folder: Path) -> list[str]:
-    """Relative posix paths of every file (or link) under ``folder``, but its ``model.json``."""
+    """Relative posix paths of every file (or link) under ``folder``, but its ``model.json``
+    and ``model_card.md`` at the top (descriptions, never loaded)."""
     names = (p.relative_to(folder).as_posix() for p in folder.rglob("*")
              if p.is_file() or p.is_symlink())
-    return sorted(name for name in names if name != MODEL_FILE)
+    return sorted(name for name in names if name not in DERIVED_FILES)
 
 
 def check_decoder(info: ModelInfo, directory: Path) -> None:

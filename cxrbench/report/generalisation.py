@@ -31,10 +31,11 @@ def set_label(name: str, kind: str, synthetic: bool = False) -> str:
     return f"{name} (external{', SYNTHETIC' if synthetic else ''})"
 
 
-def generalisation_context(results: dict[str, Any], order: list[str]) -> dict[str, Any] | None:
-    """Everything the partial template shows; None when no set has been scored."""
-    statistics = results.get("statistics") or {}
-    gen = statistics.get("generalisation") or generalisation_statistics(results)
+def generalisation_context(results: dict[str, Any], order: list[str],
+                           gen: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Everything the partial template shows; None when no set has been scored. ``gen``: the
+    results' generalisation statistics (:func:`report_generalisation`), when computed already."""
+    gen = gen or report_generalisation(results)
     if not gen["sets"]:
         return None
     external = results.get("external") or {}
@@ -67,6 +68,13 @@ def generalisation_context(results: dict[str, Any], order: list[str]) -> dict[st
         "figure": distribution_figure(results, models[:FIGURE_MODELS], sets),
         "method": gen.get("method") or {},
     }
+
+
+def report_generalisation(results: dict[str, Any]) -> dict[str, Any]:
+    """``statistics.generalisation``, computed when the results hold no external set (a plain
+    run still shows its validation, test and subgroup scores)."""
+    return ((results.get("statistics") or {}).get("generalisation")
+            or generalisation_statistics(results))
 
 
 def _drops(gen: dict[str, Any], models: list[str]) -> list[dict[str, Any]]:

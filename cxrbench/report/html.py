@@ -28,9 +28,11 @@ from cxrbench.report import (
     records,
 )
 from cxrbench.report.calibration_figures import reliability_rows
+from cxrbench.report.card_content import Code
 from cxrbench.report.gallery import TOP_MODELS, ImageStore, build_gallery
-from cxrbench.report.generalisation import generalisation_context
+from cxrbench.report.generalisation import generalisation_context, report_generalisation
 from cxrbench.report.hard_cases import hard_cases
+from cxrbench.report.model_card import card_context, report_cards
 from cxrbench.report.palette import palette
 from cxrbench.report.payload import embed_json, report_payload
 from cxrbench.report.saliency_context import SaliencyRequest, saliency_context
@@ -49,6 +51,7 @@ def template_environment() -> jinja2.Environment:
     env.filters["pval"] = format_p_value
     env.filters["sortvalue"] = sort_value
     env.filters["anchor"] = anchor
+    env.tests["code"] = lambda value: isinstance(value, Code)
     return env
 
 
@@ -113,10 +116,12 @@ def _figures(results: dict[str, Any], rows: list[dict[str, Any]],
 
 
 def report_context(results: dict[str, Any], data_root: str | Path | None = None,
-                   saliency: SaliencyRequest | None = None) -> dict[str, Any]:
+                   saliency: SaliencyRequest | None = None,
+                   run_dir: str | Path | None = None) -> dict[str, Any]:
     statistics = results.get("statistics") or {}
     rows = context.leaderboard_rows(results)
     order = [r["model"] for r in rows]
+    gen = report_generalisation(results)  # once, for the section and the model cards
     inputs = context.figure_inputs(results, order)
     styles = palette([r["model"] for r in rows if r["n_ok"]])  # one look per model everywhere
     picks = context.gallery_picks(results, order, inputs["representatives"], len(order))
@@ -185,7 +190,8 @@ def report_context(results: dict[str, Any], data_root: str | Path | None = None,
         "failures": [r for r in results.get("records", []) if r["status"] != "ok"],
         "payload": embed_json(payload),
         "csv_text": csv_text,
-        "generalisation": generalisation_context(results, order),
+        "generalisation": generalisation_context(results, order, gen),
+        "model_cards": report_cards(card_context(results, gen), order, run_dir),
         "generated": utc_now(),
     }
 
@@ -193,6 +199,7 @@ def report_context(results: dict[str, Any], data_root: str | Path | None = None,
 def render_report(
     results: dict[str, Any], path: str | Path, *, data_root: str | Path | None = None,
     saliency: SaliencyRequest | None = None,
+    run_dir: str | Path | None = None,
 ) -> Path:
     """Write the HTML report (atomically) and its Markdown and CSV leaderboards beside it
     (``leaderboard.*`` beside ``report.html``, ``NAME.leaderboard.*`` beside ``NAME.html``).
@@ -202,12 +209,15 @@ def render_report(
     Summary and statistics are computed here when the results do not carry them.
     ``saliency`` (off by default: it loads the saved models and costs time) adds occlusion and
     Grad-CAM overlays and the outside-thorax summary (:mod:`cxrbench.report.saliency_context`).
+    ``run_dir`` holds the run's saved models (``models/<job_id>/``), read for the model cards
+    (default: the report's folder).
     """
     if "summary" not in results or "statistics" not in results:
         from cxrbench.stats import with_statistics
 
         results = with_statistics(results)
-    values = report_context(results, data_root, saliency)
+    values = report_context(results, data_root, saliency,
+                            Path(path).parent if run_dir is None else run_dir)
     html = template_environment().get_template("report.html.j2").render(**values)
     path = atomic_write_text(Path(path), html)
     write_tables(results, values["rows"], path, values["csv_text"])

@@ -22,12 +22,19 @@ _EMPHASIS_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 _LEADING_BLOCK = re.compile(r"^(?:([#>+=-])|(\d+)([.)]))")
 
 
-def escape_markdown(text: object) -> str:
-    """``text`` as literal Markdown text: it renders as written, never as HTML or structure."""
-    text = " ".join(str(text).split("\n")).replace("\r", " ").strip()  # one line, no indent
+def escape_markdown(text: object, *, inline: bool = False) -> str:
+    """``text`` as literal Markdown text: it renders as written, never as HTML or structure.
+
+    ``inline=True``: a piece in the middle of a line or inside a table cell, where no block
+    can start; its surrounding spaces are kept, so pieces can be joined.
+    """
+    text = " ".join(str(text).split("\n")).replace("\r", " ")
+    text = text if inline else text.strip()  # one line, no indent
     text = "".join(_ENTITIES.get(char, char) for char in text)
     text = _STRUCTURE.sub(r"\\\1", text)
     text = _EMPHASIS_UNDERSCORE.sub(r"\\_", text)
+    if inline:
+        return text
     return _LEADING_BLOCK.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", text)
 
 

@@ -55,6 +55,16 @@ def _val_metric(results: dict[str, Any], model: str, key: str) -> float | None:
     return float(pystats.fmean(values)) if values else None
 
 
+def threshold_shift(val: float | None, test: float | None, low: float | None,
+                    high: float | None) -> dict[str, Any]:
+    """One metric at the validation threshold on validation and test: it "shifts" (``outside``)
+    when the validation value lies outside the 95 % interval ``[low, high]`` of the test value.
+    The rule of the report's reading paragraph and of every model card."""
+    return {"val": val, "test": test,
+            "outside": (_finite(val) and _finite(low) and _finite(high)
+                        and not low <= val <= high)}
+
+
 def threshold_transfer(results: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Does the validation threshold carry over to test? Per model, validation vs test
     sensitivity and specificity at the chosen threshold; a model "shifts" when its validation
@@ -65,11 +75,8 @@ def threshold_transfer(results: dict[str, Any], rows: list[dict[str, Any]]) -> d
             continue
         entry = {"model": row["model"]}
         for key in ("specificity", "recall"):
-            val, test = _val_metric(results, row["model"], key), row.get(key)
-            low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
-            entry[key] = {"val": val, "test": test,
-                          "outside": (val is not None and _finite(low) and _finite(high)
-                                      and not low <= val <= high)}
+            entry[key] = threshold_shift(_val_metric(results, row["model"], key), row.get(key),
+                                         row.get(f"{key}_low"), row.get(f"{key}_high"))
         models.append(entry)
     spec_drop = [m for m in models if m["specificity"]["outside"]
                  and m["specificity"]["val"] > m["specificity"]["test"]]

@@ -5,9 +5,10 @@ recorded each folder and the sha256 of its ``model.json``) -> take the run folde
 the external set, decode it once per input shape, score every model at its validation
 threshold (:mod:`cxrbench.run.external`) -> the source check (:mod:`cxrbench.run.source_check`)
 -> read the results again, put the entry in ``external[NAME]`` (replacing an older one of the
-same name, nothing else touched), recompute the statistics, write atomically -> re-render the
-report when the run has one. An unreadable or one-class set becomes an error entry with its
-message. An interrupted evaluate writes nothing: the file stays as it was.
+same name, nothing else touched), recompute the statistics, write atomically -> rewrite the
+saved models' model cards (:mod:`cxrbench.run.cards`) -> re-render the report when the run has
+one. An unreadable or one-class set becomes an error entry with its message. An interrupted
+evaluate writes nothing: the file stays as it was.
 ``cxrbench run --external NAME=PATH`` calls :func:`evaluate_run` after its jobs.
 """
 
@@ -27,6 +28,7 @@ from cxrbench.plugins.artifacts import read_model_info
 from cxrbench.plugins.persistence import ArtifactError
 from cxrbench.results.io import ResultsError, read_results, write_results
 from cxrbench.results.schema import SCHEMA_VERSION
+from cxrbench.run.cards import refresh_model_cards
 from cxrbench.run.config import RESERVED_SET_NAMES, check_external_name
 from cxrbench.run.external import (
     ExternalSetError,
@@ -190,12 +192,15 @@ def _checked(*args: Any) -> dict[str, Any]:
 def evaluate_run(run_dir: str | Path, data_path: str | Path, *, name: str | None = None,
                  cache_dir: str | Path | None = None, command: list[str] | None = None,
                  progress: bool = False, take_lock: bool = True,
-                 report: bool = True, allow_outside_root: bool = False) -> EvaluateOutcome:
+                 report: bool = True, allow_outside_root: bool = False,
+                 cards: bool = True) -> EvaluateOutcome:
     """Score every saved model of the run in ``run_dir`` on the set at ``data_path``.
 
     Raises EvaluateError when it cannot start (no results file, no saved model, bad name, busy
     folder, missing data path); a set that cannot be scored is an error entry in the results.
-    ``allow_outside_root`` lets the set's manifest list files outside its folder.
+    ``allow_outside_root`` lets the set's manifest list files outside its folder. ``cards``:
+    rewrite the saved models' model cards with the new set (a run does it once, after all
+    its sets).
     """
     results_path = results_path_of(run_dir)
     run_dir = results_path.parent
@@ -236,6 +241,8 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, *, name: str | None
         results["schema_version"] = SCHEMA_VERSION
         results = with_statistics(results)
         write_results(results_path, results)
+        if cards:
+            refresh_model_cards(results, run_dir)
         report_path = None
         if report and (run_dir / REPORT_FILE).exists():
             from cxrbench.report import render_report

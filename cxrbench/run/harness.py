@@ -50,6 +50,7 @@ from cxrbench.plugins.registry import (
 from cxrbench.provenance import utc_now
 from cxrbench.report.audit import audit_summary
 from cxrbench.results.io import read_results
+from cxrbench.run.cards import refresh_model_cards, saved_records
 from cxrbench.run.config import RunConfig
 from cxrbench.run.executors import Executor, ExecutorError, make_executor
 from cxrbench.run.jobs import Job
@@ -353,6 +354,9 @@ def _run_locked(config: RunConfig, cache_dir: Path, output: RunOutput,
     if config.external and signum is None:
         with clock.part("external"):
             results = _score_external_sets(config, cache_dir, output.results_path)
+    if saved_records(results):
+        with clock.part("model_cards"):
+            refresh_model_cards(results, output.folder)
     report_path = None
     if config.report:
         with clock.part("report"):
@@ -381,6 +385,7 @@ def _score_external_sets(config: RunConfig, cache_dir: Path,
             outcome = evaluate_run(config.out_dir, spec.path, name=spec.name,
                                    cache_dir=cache_dir, command=config.command, report=False,
                                    take_lock=False,  # the run holds its folder's lock
+                                   cards=False,  # written once, after every set
                                    allow_outside_root=config.allow_outside_root)
         except EvaluateError as err:
             _log(f"external {spec.name}: not evaluated: {err}")

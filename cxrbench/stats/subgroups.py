@@ -27,7 +27,8 @@ MIXED_METRICS = ("roc_auc", "recall", "specificity", "accuracy")
 def subgroup_statistics(data: dict[str, Any], *, n_resamples: int, seed: int,
                         level: float) -> dict[str, Any]:
     """``{subgroup: {n_images, n_patients, classes, metrics, models {model: {metric:
-    interval}}}}`` for one set (``cxrbench.stats.generalisation.evaluation_sets`` entry)."""
+    interval}}, records {job_id: {metric: interval}}}}`` for one set
+    (``cxrbench.stats.generalisation.evaluation_sets`` entry)."""
     labels, groups, subgroups = data["labels"], data["groups"], data["subgroups"]
     out: dict[str, Any] = {}
     for name in sorted(set(subgroups.tolist()) - {""}):
@@ -50,5 +51,6 @@ def subgroup_statistics(data: dict[str, Any], *, n_resamples: int, seed: int,
             scored, _ = score_set(labels[index], groups[index], predictions, data["model_of"],
                                   weights, level, metrics)
             entry["models"] = scored["models"]
+            entry["records"] = scored["records"]  # each seed's own (for its model card)
         out[name] = entry
     return out
