@@ -157,3 +157,18 @@ def test_models_lists_every_plugin_without_the_deep_extra():
     assert {"majority", "hog_svm", "cnn_seed", "transfer"} <= set(without_deep)
     assert "need keras, tensorflow, not installed here" in stdout
     assert "pip install 'cxrbench[deep]'" in stdout
+
+
+def test_an_entry_point_that_cannot_be_imported_is_left_out_with_a_warning(monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    from cxrbench.plugins import registry
+
+    ghost = EntryPoint(name="ghost_plugin", value="no_such_module_for_cxrbench:Ghost",
+                       group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [ghost])
+    monkeypatch.setattr(registry, "_loaded", False)
+    with pytest.warns(UserWarning, match="'ghost_plugin' .* could not be imported and is left "
+                                         "out: ModuleNotFoundError"):
+        names = registry.list_models()
+    assert "ghost_plugin" not in names and "hog_svm" in names

@@ -17,6 +17,7 @@ import importlib.util
 import re
 import sys
 import types
+import warnings
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
@@ -138,7 +139,13 @@ def _ensure_loaded() -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _registry:
             continue
-        cls = ep.load()
+        try:
+            cls = ep.load()
+        except Exception as err:  # noqa: BLE001  # one broken package must not hide the rest
+            warnings.warn(f"plugin entry point {ep.name!r} ({ep.value}) could not be imported "
+                          f"and is left out: {type(err).__name__}: {err}; reinstall the "
+                          "package that provides it, or uninstall it", stacklevel=2)
+            continue
         if getattr(getattr(cls, "card", None), "name", None) != ep.name:
             raise ValueError(
                 f"entry point {ep.name!r} ({ep.value}) loads a plugin whose card.name is "
