@@ -26,6 +26,7 @@ from cxrbench.plugins.artifacts import load_model
 from cxrbench.plugins.contract import ImageSet
 from cxrbench.provenance import utc_now
 from cxrbench.run.jobs import PREDICTION_DECIMALS, validate_probabilities
+from cxrbench.run.session import data_provenance
 from cxrbench.scoring.metrics import compute_metrics, confusion_counts
 
 
@@ -160,12 +161,7 @@ def data_section(dataset: Dataset, ids: list[str], rows: Any,
     return {
         "status": "ok",
         "error": None,
-        "path": str(dataset.root),
-        "kind": dataset.kind,
-        "data_hash": dataset.data_hash,
-        "synthetic": dataset.synthetic,
-        "n_records": len(dataset.records),
-        "unreadable": sorted(failed),
+        **data_provenance(dataset, failed),
         "counts": {"NORMAL": labels.count(0), "PNEUMONIA": labels.count(1),
                    "patients": int(rows["patient_id"].nunique())},
         "ids": list(ids),

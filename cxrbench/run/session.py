@@ -56,17 +56,23 @@ def _evaluation_section(dataset: Dataset, plan: SplitPlan, failed: set[str]) -> 
     return section
 
 
-def new_results(config: RunConfig, dataset: Dataset, plan: SplitPlan,
-                   failed: set[str]) -> dict[str, Any]:
-    provenance = collect_provenance()
-    provenance["data"] = {
+def data_provenance(dataset: Dataset, unreadable: Any) -> dict[str, Any]:
+    """What a results file records about a data set it scored (the run's, or an external
+    set's): where, which layout, its hash, and the images that could not be read."""
+    return {
         "path": str(dataset.root),
         "kind": dataset.kind,
         "data_hash": dataset.data_hash,
         "synthetic": dataset.synthetic,
         "n_records": len(dataset.records),
-        "unreadable": sorted(failed),
+        "unreadable": sorted(unreadable),
     }
+
+
+def new_results(config: RunConfig, dataset: Dataset, plan: SplitPlan,
+                   failed: set[str]) -> dict[str, Any]:
+    provenance = collect_provenance()
+    provenance["data"] = data_provenance(dataset, failed)
     provenance["split_sha256"] = plan.sha256
     return {
         "schema_version": SCHEMA_VERSION,
