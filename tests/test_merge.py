@@ -130,14 +130,22 @@ def test_merged_resumed_run_names_each_records_commit_and_cpu(synthetic_root, tm
 
 
 def test_old_merged_file_without_session_cpus_says_not_recorded():
-    """results/full was merged before sessions recorded their CPU: the records that came from
-    a --resume session (commit unlike their file's first session) get no CPU, not a wrong one."""
-    from pathlib import Path
-
+    """Files merged before sessions recorded their CPU (the results/full of 2026-11-30 before
+    7079df3): a record that came from a --resume session (its commit unlike its file's first
+    session's) gets no CPU, not a wrong one; one from the first session gets the file's."""
     from cxrbench.report.records import record_provenance
 
-    path = Path(__file__).resolve().parents[1] / "results" / "full" / "results.json"
-    results = read_results(path)
+    results = {
+        "run": {"sources": [{"file": "out/full/results.json", "git_commit": "2c5852ff",
+                             "cpu_model": "AMD EPYC", "hostname": "vm",
+                             "jobs": ["cnn_strong[seed=0]", "cnn_strong[seed=1]"]}]},
+        "records": [
+            {"job_id": "cnn_strong[seed=0]", "origin": {"file": "out/full/results.json",
+                                                        "commit": "2c5852ff"}},
+            {"job_id": "cnn_strong[seed=1]", "origin": {"file": "out/full/results.json",
+                                                        "commit": "04ac0420"}},  # resumed
+        ],
+    }
     cpus = {r["job_id"]: record_provenance(results, r)["cpu_model"] for r in results["records"]}
-    assert cpus["cnn_strong[seed=1]"] is None  # resumed at 04ac042; its CPU was not recorded
+    assert cpus["cnn_strong[seed=1]"] is None
     assert cpus["cnn_strong[seed=0]"] == "AMD EPYC"
