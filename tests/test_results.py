@@ -173,11 +173,22 @@ def test_version_this_cxrbench_writes_is_read_back(real_results):
     assert read_results(real_results)["schema_version"] == SCHEMA_VERSION == 2
 
 
-def test_version_1_files_are_still_read():
-    """The committed results were written before external validation (schema version 1)."""
-    committed = Path(__file__).parent.parent / "results" / "baseline.json"
-    data = read_results(committed)
-    assert data["schema_version"] == 1 and "external" not in data
+def test_version_1_files_are_still_read(tmp_path):
+    """Files written before external validation (schema version 1: no ``external``,
+    ``source_check``, ``model_artifact`` or evaluation subgroups) still read."""
+    data = json.loads((Path(__file__).parent.parent / "results" / "baseline.json").read_text())
+    data["schema_version"] = 1
+    for key in ("external", "source_check"):
+        data.pop(key, None)
+    for section in data["evaluation"].values():
+        section.pop("subgroups", None)
+    for record in data["records"]:
+        record.pop("model_artifact", None)
+    old = tmp_path / "v1.json"
+    old.write_text(json.dumps(data))
+    read = read_results(old)
+    assert read["schema_version"] == 1 and "external" not in read
+    assert [r["job_id"] for r in read["records"]] == [r["job_id"] for r in data["records"]]
 
 
 def test_report_recomputes_a_stale_stored_summary(real_results, tmp_path):
