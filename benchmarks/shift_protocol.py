@@ -191,15 +191,6 @@ def run_one(name: str, params: dict[str, Any], seed: int, protocol: str, holdout
     return out
 
 
-def parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
-    params: dict[str, dict[str, Any]] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        model, _, name = key.partition(".")
-        params.setdefault(model, {})[name] = json.loads(value)
-    return params
-
-
 def summary_table(path: Path, tags: list[str] | None = None) -> str:
     """A Markdown table of the lines of a ``--out`` file (the last line per model, params,
     protocol and holdout wins)."""
@@ -290,7 +281,9 @@ def main() -> int:
     plan = make_split_plan(dataset.records, seed=0)
     external = load_dataset(args.external) if args.external else None
     cache = ImageCache(cache_dir)
-    params = parse_params(args.param)
+    from cxrbench.cli.run import parse_param_overrides  # the CLI's --param parser
+
+    params = parse_param_overrides(args.param)
     protocols = ("standard", "series") if args.protocol == "both" else (args.protocol,)
     status = 0
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
