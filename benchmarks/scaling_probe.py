@@ -6,7 +6,8 @@ Steps: ``ingest`` (``load_dataset``: file hashes and headers, then ``ImageCache.
 image at 128 px; cold or warm depending on CACHE_DIR), ``audit`` (``audit_dataset``), ``split``
 (``make_split_plan``), ``features`` (the two-scale HOG of hog_svm/hog_mlp at 16 px cells, on
 the training images, into CACHE_DIR's feature cache) and ``fit`` (MODEL fitted on every
-``train/`` image, validated on the first half of ``test/``, predicting the second half).
+``train/`` image at its card's input size, as a run gives it, validated on the first half of
+``test/``, predicting the second half).
 Reported: wall and CPU seconds of the step (CPU of every thread and reaped worker process),
 and peak resident memory (VmHWM) of this process and of its largest child, in MB.
 """
@@ -33,7 +34,8 @@ def _peaks() -> dict[str, float]:
                 resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
 
 
-def _image_sets(root: Path, cache_dir: Path) -> dict[str, object]:
+def _image_sets(root: Path, cache_dir: Path, size: int = SIZE,
+                channels: int = 1) -> dict[str, object]:
     import numpy as np
 
     from cxrbench.data import ImageCache, load_dataset
@@ -46,7 +48,7 @@ def _image_sets(root: Path, cache_dir: Path) -> dict[str, object]:
     parts = {"train": rec[rec["source_split"] == "train"], "val": test[half], "test": test[~half]}
     sets = {}
     for name, part in parts.items():
-        cached = ImageCache(cache_dir).load(part, SIZE, 1)
+        cached = ImageCache(cache_dir).load(part, size, channels)
         rows = part.set_index("record_id").loc[cached.record_ids]
         sets[name] = ImageSet(cached.images, rows["label"].to_numpy(np.int8),
                               np.asarray(cached.record_ids), rows["content_hash"].to_numpy(str),
@@ -97,14 +99,17 @@ def main() -> None:
     elif step == "fit":
         from sklearn.metrics import roc_auc_score
 
-        from cxrbench.plugins.registry import create_model
+        from cxrbench.plugins.registry import create_model, get_card
 
         model = sys.argv[4]
         params = {}
         for item in sys.argv[5:]:
             key, _, value = item.removeprefix("--param=").partition("=")
             params[key] = json.loads(value)
-        sets = _image_sets(root, cache_dir)
+        card = get_card(model)  # each plugin gets the input a run gives it: its card's
+        size = int(params.get("input_size", card.input_size))
+        channels = int(params.get("channels", card.channels))
+        sets = _image_sets(root, cache_dir, size, channels)
         plugin = create_model(model, seed=0, **params)
         c0, t0 = cpu_seconds(), time.perf_counter()
         plugin.fit(sets["train"], sets["val"])
@@ -113,7 +118,8 @@ def main() -> None:
         t1 = time.perf_counter()
         plugin.predict_proba(sets["test"].without_labels())
         info = plugin.fit_info_
-        out.update(model=model, params=params, images=len(sets["train"]),
+        out.update(model=model, params=params, images=len(sets["train"]), input_size=size,
+                   channels=channels,
                    fit_s=round(fit_s, 3), predict_test_s=round(time.perf_counter() - t1, 3),
                    n_test=len(sets["test"]),
                    val_auc=round(float(roc_auc_score(sets["val"].labels, p_val)), 5),

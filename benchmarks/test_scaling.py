@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -81,10 +82,18 @@ def test_scaling(benchmark, long_benchmark, n: int) -> None:  # type: ignore[no-
     root = synthetic_set(n)
     cache = scaling_dir() / f"cache-{n}"
     shutil.rmtree(cache, ignore_errors=True)
-    env = {"CXRBENCH_CACHE_DIR": str(cache)}
+    # as the cxrbench command sets it (README 3.3): idle OpenMP threads sleep
+    env = {"CXRBENCH_CACHE_DIR": str(cache),
+           "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    failed: list[str] = []
 
     def step(name: str, *args: str, label: str | None = None) -> dict[str, object]:
-        result = run_probe("scaling_probe.py", [name, str(root), str(cache), *args], env=env)
+        try:
+            result = run_probe("scaling_probe.py", [name, str(root), str(cache), *args],
+                               env=env)
+        except (RuntimeError, subprocess.TimeoutExpired) as err:  # e.g. out of memory: kept
+            result = {"step": name, "status": "error", "error": str(err)[-2000:]}
+            failed.append(label or name)
         entry = {"n": n, "label": label or name, "machine": machine_note(), **result}
         _save(entry)
         print(json.dumps(entry), flush=True)
@@ -92,9 +101,9 @@ def test_scaling(benchmark, long_benchmark, n: int) -> None:  # type: ignore[no-
 
     def everything() -> None:
         cold = step("ingest", label="ingest_cold")
-        assert cold["decoded"] == cold["images"]
+        assert cold.get("decoded") == cold.get("images")
         warm = step("ingest", label="ingest_warm")
-        assert warm["decoded"] == 0
+        assert warm.get("decoded") == 0
         step("audit")
         step("split")
         step("features")
@@ -106,3 +115,4 @@ def test_scaling(benchmark, long_benchmark, n: int) -> None:  # type: ignore[no-
 
     benchmark.pedantic(everything, rounds=1, iterations=1)
     benchmark.extra_info["n"] = n
+    assert not failed, f"steps that failed at {n} images: {failed}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 
@@ -102,7 +103,8 @@ class OutOfMemory(Plugin):
 
 @register_model
 class KillsParent(Plugin):
-    """SIGKILLs its parent process: on a Dask worker (jobs in children) that is the worker.
+    """SIGKILLs the process that started its job: on a Dask worker (jobs in children), the
+    worker.
 
     Never run it with the inline or process executor: the parent would be the test run.
     """
@@ -110,7 +112,13 @@ class KillsParent(Plugin):
     card = _card("fault_kill_parent", "Kills the process that started it (a Dask worker).")
 
     def _fit(self, train: ImageSet, val: ImageSet) -> None:
-        os.kill(os.getppid(), signal.SIGKILL)
+        import psutil
+
+        parent = psutil.Process().parent()  # a forked job's parent is the fork server
+        if parent is not None and "forkserver" in " ".join(parent.cmdline()):
+            parent = parent.parent()
+        assert parent is not None
+        os.kill(parent.pid, signal.SIGKILL)
         time.sleep(30)
 
     def _predict(self, images: ImageSet) -> np.ndarray:
@@ -133,7 +141,23 @@ class DeepProbe(Plugin):
         return _mean_intensity(images)
 
 
-PLUGINS = (Raises, ReturnsNaN, Sleeps, Segfaults, OutOfMemory, KillsParent, DeepProbe)
+@register_model
+class ReportsProcess(Plugin):
+    """Notes the process it fits in: an environment variable, and whether skops was imported
+    before the job began (preloaded by the fork server)."""
+
+    card = _card("fault_process", "Reports its job process in fit_info.")
+
+    def _fit(self, train: ImageSet, val: ImageSet) -> None:
+        self.fit_info_ = {"mark": os.environ.get("CXRBENCH_TEST_MARK"), "pid": os.getpid(),
+                          "skops_preloaded": "skops.io" in sys.modules}
+
+    def _predict(self, images: ImageSet) -> np.ndarray:
+        return _mean_intensity(images)
+
+
+PLUGINS = (Raises, ReturnsNaN, Sleeps, Segfaults, OutOfMemory, KillsParent, DeepProbe,
+           ReportsProcess)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import cxrbench
 
 PACKAGE = Path(cxrbench.__file__).parent
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("cxrbench", "cxrbench.files", "cxrbench.cores", "cxrbench.provenance"),
+    ("cxrbench", "cxrbench.files", "cxrbench.cores", "cxrbench.processes", "cxrbench.provenance"),
     ("cxrbench.data",),
     ("cxrbench.splits", "cxrbench.scoring"),
     ("cxrbench.plugins",),

@@ -209,6 +209,14 @@ def test_run_external_scores_the_saved_models_after_the_jobs(world, synthetic_ro
     interval = generalisation["sets"]["shifted"]["records"]["pixels_logreg[seed=0]"]["roc_auc"]
     assert interval["low"] <= interval["estimate"] <= interval["high"]
     assert "pixels_logreg" in generalisation["drop"]["shifted"]
+    # the models' predictions on the external set are plugin time; reloading them is not
+    timing = results["run"]["timing"]
+    external_predict = sum(r["timing"]["predict_s"] for r in entry["records"].values())
+    in_jobs = sum(r["timing"]["fit_s"] + r["timing"]["predict_val_s"] + r["timing"]["predict_s"]
+                  for r in results["records"])
+    assert timing["plugin_s"] == pytest.approx(in_jobs + external_predict, abs=2e-3)
+    assert timing["parts_s"]["external_outside_plugins"] == pytest.approx(
+        timing["parts_s"]["external"] - external_predict, abs=2e-3)
 
 
 def test_report_leaderboards_load_merge_and_compare_understand_external_sets(world, run_dir,

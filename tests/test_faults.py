@@ -7,6 +7,7 @@ results as an uninterrupted one; a truncated or hand-edited results file is name
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -32,9 +33,19 @@ from cxrbench.run.harness import (
 
 
 def job_processes() -> list[psutil.Process]:
-    """This test process's job children (spawned by ProcessExecutor), alive now."""
-    return [p for p in psutil.Process().children(recursive=True)
-            if "spawn_main" in " ".join(p.cmdline()) and p.is_running()]
+    """This test process's job processes (ProcessExecutor's), alive now: spawned, or forked by
+    the fork server (whose own process is not a job)."""
+
+    def forkserver(process: psutil.Process | None) -> bool:
+        return process is not None and "forkserver" in " ".join(process.cmdline())
+
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            spawned = "spawn_main" in " ".join(process.cmdline())
+            if (spawned or forkserver(process.parent())) and process.is_running():
+                found.append(process)
+    return found
 
 
 @pytest.mark.slow
@@ -81,6 +92,11 @@ def test_signal_keeps_records_and_writes_partial_report(faults, synthetic_root, 
     proc = start_run(out, synthetic_root, "--models", "majority,fault_sleep", "--seeds", "0",
                      "--executor", executor, "--cache-dir", str(tmp_path / "cache"))
     wait_for_records(proc, out / "results.json", 1)  # majority done, fault_sleep sleeping 60 s
+    if executor == "process":  # its job process is seen (so "none left" below means it)
+        deadline = time.monotonic() + 30
+        while not job_processes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert job_processes()
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == expected, stderr

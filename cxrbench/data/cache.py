@@ -47,6 +47,7 @@ from cxrbench.data.shards import (
     shard_bytes,
 )
 from cxrbench.files import atomic_write_json, file_lock, read_json, temporary_path
+from cxrbench.processes import forkserver_context
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,18 +74,15 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
     Forking a process that runs library threads (TensorFlow, PyTorch, JAX) can deadlock the
     child, so once one of those is imported or any extra thread runs, workers are forked from a
-    small clean server with the decoder preloaded instead; like any spawn-style pool, that needs
-    the calling script to guard its entry point with ``if __name__ == "__main__":``.
+    clean server with the decoder preloaded instead (``cxrbench.processes``); like any
+    spawn-style pool, that needs the calling script to guard its entry point with
+    ``if __name__ == "__main__":``.
     """
     methods = multiprocessing.get_all_start_methods()
     threaded = threading.active_count() > 1 or any(m in sys.modules for m in _THREADED_LIBRARIES)
     if "fork" in methods and not threaded:
         return multiprocessing.get_context("fork")
-    if "forkserver" in methods:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["cxrbench.data.cache"])
-        return ctx
-    return multiprocessing.get_context("spawn")
+    return forkserver_context() or multiprocessing.get_context("spawn")
 
 
 def run_chunks(

@@ -140,7 +140,7 @@ class RunTiming(TypedDict, total=False):
     """Where this invocation's time went (``cxrbench.run.timing``); a resume's own share."""
 
     wall_s: float  # from the start of `cxrbench run` to the report written
-    plugin_s: float  # the plugins' fit + predict (val and test) seconds, summed over records
+    plugin_s: float  # the plugins' fit + predict (val, test; external sets) seconds
     harness_s: float  # everything else: wall_s - plugin_s
     harness_fraction: float  # harness_s / wall_s
     jobs: int  # records this invocation produced

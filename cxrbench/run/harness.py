@@ -58,7 +58,7 @@ from cxrbench.run.lock import OutputLock
 from cxrbench.run.output import OutputWriteError, RunOutput
 from cxrbench.run.plan import RunError, build_jobs, plan_split, prepare_cache
 from cxrbench.run.session import check_resumable, existing_results, new_results, resume_results
-from cxrbench.run.timing import RunClock
+from cxrbench.run.timing import RunClock, external_predict_seconds
 from cxrbench.splits import SplitPlan
 from cxrbench.stats import with_statistics
 from cxrbench.stats.small_data import split_size_reasons, undefined_resample_reasons
@@ -362,7 +362,9 @@ def _run_locked(config: RunConfig, cache_dir: Path, output: RunOutput,
         with clock.part("report"):
             report_path = _write_report(results, output, dataset.root)
     # The timing is written last, with the report's share; this one rewrite is not in it.
-    results["run"]["timing"] = clock.summary(ran)
+    scored = [spec.name for spec in config.external] if signum is None else []
+    results["run"]["timing"] = clock.summary(
+        ran, external_predict_s=external_predict_seconds(results, scored))
     try:
         output.write(results)
     except OutputWriteError as err:  # the results are complete already, only timing is lost

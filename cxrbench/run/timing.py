@@ -1,10 +1,12 @@
 """Where a run's time goes: the plugins' own work against everything the harness does.
 
 ``RunClock`` times the parts of one ``cxrbench run`` invocation (loading and planning, the
-jobs, results writes, statistics, the report); :meth:`RunClock.summary` sets them against the
-plugins' fit and predict seconds reported in the records this invocation produced. The
+jobs, results writes, statistics, external sets, the report); :meth:`RunClock.summary` sets
+them against the plugins' fit and predict seconds reported in the records this invocation
+produced, and their predictions on the external sets it scored (``--external``). The
 difference, ``harness_s``, is the harness's overhead: data loading and image caching, starting
-each job's process and loading its data, scoring, writing results, statistics and the report.
+each job's process and loading its data, scoring, saving and reloading models, writing
+results, statistics and the report.
 It is stored as ``run.timing`` in the results (for a resumed run: this invocation's share).
 """
 
@@ -25,6 +27,17 @@ def plugin_seconds(record: dict[str, Any]) -> float:
     return float(sum(timing.get(name) or 0.0 for name in PLUGIN_TIMINGS))
 
 
+def external_predict_seconds(results: dict[str, Any], names: Iterable[str]) -> float:
+    """Seconds the saved models spent predicting on the external sets ``names``."""
+    seconds = 0.0
+    for name in names:
+        entry = (results.get("external") or {}).get(name) or {}
+        for scored in (entry.get("records") or {}).values():
+            if scored.get("status") == "ok":
+                seconds += float((scored.get("timing") or {}).get("predict_s") or 0.0)
+    return seconds
+
+
 @dataclass
 class RunClock:
     start: float = field(default_factory=time.perf_counter)
@@ -38,17 +51,23 @@ class RunClock:
         finally:
             self.parts[name] = self.parts.get(name, 0.0) + time.perf_counter() - t0
 
-    def summary(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    def summary(self, records: Iterable[dict[str, Any]],
+                external_predict_s: float = 0.0) -> dict[str, Any]:
         """``run.timing``: wall, plugin and harness seconds, the harness's share, the parts.
 
-        ``records`` are those this invocation ran (not those a resumed run kept).
+        ``records`` are those this invocation ran (not those a resumed run kept);
+        ``external_predict_s`` the plugins' predictions on the external sets it scored.
         """
         records = list(records)
         wall = time.perf_counter() - self.start
-        plugin = sum(plugin_seconds(r) for r in records if r.get("status") == "ok")
+        in_jobs = sum(plugin_seconds(r) for r in records if r.get("status") == "ok")
+        plugin = in_jobs + external_predict_s
         parts = {name: round(seconds, 3) for name, seconds in self.parts.items()}
         if "jobs" in self.parts:
-            parts["jobs_outside_plugins"] = round(max(0.0, self.parts["jobs"] - plugin), 3)
+            parts["jobs_outside_plugins"] = round(max(0.0, self.parts["jobs"] - in_jobs), 3)
+        if "external" in self.parts:
+            parts["external_outside_plugins"] = round(
+                max(0.0, self.parts["external"] - external_predict_s), 3)
         return {
             "wall_s": round(wall, 3),
             "plugin_s": round(plugin, 3),

@@ -2,8 +2,10 @@
 
 ``process`` (default): each job in a fresh process, one at a time (each job already uses every
 core), so a job that leaks memory, segfaults or hangs past its timeout cannot take the run
-down: it becomes an error or timeout record. ``inline``: in this process, for debugging and
-fast tests.
+down: it becomes an error or timeout record. Job processes are forked from cxrbench's fork
+server, which has the common libraries imported already (``cxrbench.processes``), and take
+their parent's environment as it is when the job starts. ``inline``: in this process, for
+debugging and fast tests.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import psutil
 
+from cxrbench.processes import adopt_environment, forkserver_context, server_matches_environment
 from cxrbench.run.jobs import Job, error_record, run_job
 
 
@@ -33,10 +36,15 @@ class InlineExecutor:
 
 
 def _exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> None:
-    """Exit when the parent dies (e.g. SIGKILL): an orphaned job must not burn CPU for hours."""
+    """Exit when the parent dies (e.g. SIGKILL): an orphaned job must not burn CPU for hours.
+
+    ``parent_pid`` is the process that runs the job (the harness); a forked job's direct parent
+    is the fork server, which exits with the harness, so either going away ends the job.
+    """
+    direct_parent = os.getppid()
 
     def watch() -> None:
-        while os.getppid() == parent_pid:
+        while os.getppid() == direct_parent and psutil.pid_exists(parent_pid):
             time.sleep(interval_s)
         os._exit(1)
 
@@ -53,7 +61,8 @@ def allow_child_processes() -> None:
     mp.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
 
 
-def _child(job: Job, conn: Connection, parent_pid: int) -> None:
+def _child(job: Job, conn: Connection, parent_pid: int, env: dict[str, str]) -> None:
+    adopt_environment(env)  # a fork server's child has the server's environment otherwise
     # The parent handles Ctrl-C; the child must not die half-way through sending its record.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent(parent_pid)
@@ -98,11 +107,19 @@ def _signal_name(exitcode: int) -> str:
 
 
 class ProcessExecutor:
-    """Each job in its own spawned process, with an optional per-job timeout."""
+    """Each job in its own fresh process, with an optional per-job timeout."""
 
     def __init__(self, default_timeout_s: float | None = None) -> None:
         self.default_timeout_s = default_timeout_s
-        self._context = mp.get_context("spawn")
+
+    @staticmethod
+    def _context_for_next_job() -> mp.context.BaseContext:
+        """Forked from the preloaded server, unless it cannot give this job its thread settings
+        (they changed since it started) or this platform has none: then a spawned process."""
+        server = forkserver_context()
+        if server is not None and server_matches_environment():
+            return server
+        return mp.get_context("spawn")
 
     def run(self, jobs: Iterable[Job]) -> Iterator[dict[str, Any]]:
         for job in jobs:
@@ -111,9 +128,10 @@ class ProcessExecutor:
     def run_one(self, job: Job) -> dict[str, Any]:
         """Run one job in a fresh process; a timeout or a crash becomes an error record."""
         timeout = job.timeout_s if job.timeout_s is not None else self.default_timeout_s
-        receiver, sender = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=_child, args=(job, sender, os.getpid()),
-                                        daemon=True)
+        context = self._context_for_next_job()
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_child,
+                                  args=(job, sender, os.getpid(), dict(os.environ)), daemon=True)
         process.start()
         sender.close()
         try:

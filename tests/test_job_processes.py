@@ -1,0 +1,52 @@
+"""Job processes fork from cxrbench's preloaded server (``cxrbench.processes``), each still a
+process of its own, with its parent's environment as it is when the job starts."""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import os
+
+import pytest
+from helpers import records_by_job
+
+from cxrbench.processes import load_time_environment
+from cxrbench.results.io import read_results
+from cxrbench.run.config import ModelSpec, RunConfig
+from cxrbench.run.harness import run_benchmark
+
+pytestmark = pytest.mark.skipif(
+    "forkserver" not in multiprocessing.get_all_start_methods(),
+    reason="no fork server on this platform: job processes are spawned")
+
+
+def fit_info(data, out) -> dict:  # type: ignore[no-untyped-def]
+    config = RunConfig(data_path=data, models=[ModelSpec("fault_process")], seeds=[0],
+                       out_dir=out, executor="process", report=False)
+    record = records_by_job(read_results(run_benchmark(config).results_path))[
+        "fault_process[seed=0]"]
+    assert record["status"] == "ok", record["error"]
+    return record["fit_info"]
+
+
+@pytest.mark.slow
+def test_each_job_forks_from_the_preloaded_server_with_the_callers_environment(
+        faults, synthetic_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("CXRBENCH_TEST_MARK", "first")
+    first = fit_info(synthetic_root, tmp_path / "a")
+    monkeypatch.setenv("CXRBENCH_TEST_MARK", "second")  # after the server started
+    second = fit_info(synthetic_root, tmp_path / "b")
+    assert (first["mark"], second["mark"]) == ("first", "second")
+    assert len({first["pid"], second["pid"], os.getpid()}) == 3  # a fresh process per job
+    if importlib.util.find_spec("skops") is not None:  # imported once, in the server
+        assert first["skops_preloaded"] and second["skops_preloaded"]
+
+
+@pytest.mark.slow
+def test_changed_thread_settings_spawn_the_job_instead(faults, synthetic_root, tmp_path,
+                                                        monkeypatch):
+    fit_info(synthetic_root, tmp_path / "a")  # the server runs, with today's settings
+    current = load_time_environment().get("OMP_NUM_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1" if current != "1" else "2")
+    info = fit_info(synthetic_root, tmp_path / "b")
+    assert not info["skops_preloaded"]  # spawned: nothing imported before the job
