@@ -26,8 +26,15 @@ STEP_ORDER = ["ingest_cold", "ingest_warm", "audit", "split", "features"]
 
 
 def load(path: Path) -> dict[str, dict[int, dict]]:
+    """The last measured entry per (step, size); a step that failed (out of memory, a
+    timeout) is not a point, and is printed instead."""
     series: dict[str, dict[int, dict]] = {}
     for entry in json.loads(path.read_text())["runs"]:
+        if entry.get("status") == "error":
+            print(f"FAILED at {entry['n']} images: {entry['label']}: {entry['error'][-300:]}",
+                  file=sys.stderr)
+            series.get(entry["label"], {}).pop(int(entry["n"]), None)
+            continue
         series.setdefault(entry["label"], {})[int(entry["n"])] = entry
     order = STEP_ORDER + sorted(k for k in series if k not in STEP_ORDER)
     return {k: series[k] for k in order if k in series}

@@ -12,7 +12,9 @@ Python's fork server is one per process, with one preload list, so every pool us
 Its environment is fixed when it starts: a job process adopts its parent's current environment
 (``adopt_environment``), but the native libraries preloaded in the server read their thread
 settings (``OMP_*``, ``OPENBLAS_*``, ...) only once, when the server loaded them. When those
-have changed since, jobs are spawned instead (``server_matches_environment``).
+have changed since, jobs are spawned instead (``server_matches_environment``), and
+``CXRBENCH_JOB_START=spawn`` spawns every job process as before (measured side by side in
+``benchmarks/test_job_start.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,18 @@ PRELOAD = ("cxrbench.data.cache", "cxrbench.run.jobs", "skops.io", "xgboost")
 # children other thread settings than their parent asked for.
 _LOAD_TIME_ENV_PREFIXES = ("OMP_", "GOMP_", "KMP_", "OPENBLAS_", "MKL_", "BLIS_")
 
+START_METHODS = ("forkserver", "spawn")
+DEFAULT_START_METHOD = "forkserver"
+
 _server_env: dict[str, str] | None = None
+
+
+def job_start_method() -> str:
+    """How job processes start: ``CXRBENCH_JOB_START``, else forked from the server."""
+    method = os.environ.get("CXRBENCH_JOB_START", DEFAULT_START_METHOD)
+    if method not in START_METHODS:
+        raise ValueError(f"CXRBENCH_JOB_START={method!r}: use one of {', '.join(START_METHODS)}")
+    return method
 
 
 def load_time_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:

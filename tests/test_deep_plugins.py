@@ -280,13 +280,14 @@ def test_bfloat16_trains_the_augmented_and_transfer_models() -> None:
 @pytest.mark.slow
 def test_execution_settings_are_recorded_and_loader_threads_change_nothing() -> None:
     train, val, test = data("cnn_seed")
-    plain = create_model("cnn_seed", precision="float32", **TINY).fit(train, val)
-    threaded = create_model("cnn_seed", precision="float32", loader_workers=2,
-                            **TINY).fit(train, val)
+    plain = create_model("cnn_seed", precision="float32", loader_workers=1,
+                         **TINY).fit(train, val)
+    threaded = create_model("cnn_seed", precision="float32", **TINY).fit(train, val)
     np.testing.assert_allclose(plain.predict_proba(test), threaded.predict_proba(test),
                                atol=1e-6)
     info = threaded.fit_info_
-    assert info["execution"]["loader_workers"] == 2
+    assert info["execution"]["loader_workers"] == 2  # the default
+    assert plain.fit_info_["execution"]["loader_workers"] == 1
     assert info["execution"]["jit_compile"] is False  # "auto": no XLA on a CPU
     assert info["precision"]["requested"] == "float32" and info["precision"]["used"] == "float32"
 

@@ -477,9 +477,10 @@ class KerasPlugin(Plugin):
     ``run_eagerly`` (passed to ``model.compile``: ``"auto"`` lets Keras use XLA where it
     can, which with TensorFlow means GPUs only; ``run_eagerly=True`` skips graph tracing, which
     dominates on tiny inputs such as the tests'), and ``loader_workers`` (threads that prepare
-    training batches ahead; 1 = in the training loop), ``steps_per_epoch`` (at most this many
-    batches per epoch, a new random part of the training set each epoch, for training sets too
-    large for whole epochs; None: every image each epoch). The defaults are a plain training loop:
+    training batches ahead, default 2; 1 = in the training loop), ``steps_per_epoch`` (at most
+    this many batches per epoch, a new random part of the training set each epoch, for training
+    sets too large for whole epochs; None: every image each epoch). The defaults are a plain
+    training loop:
     fixed epochs, no early stopping, the last weights. Subclasses implement :meth:`_build` and,
     for several training phases, :meth:`_train`; their cards set ``accelerator=True``.
     """
@@ -496,7 +497,9 @@ class KerasPlugin(Plugin):
     precision: str = param("float32", choices=PRECISIONS)
     jit_compile: bool | str = param("auto", choices=(True, False, "auto"))
     run_eagerly: bool = False
-    loader_workers: int = param(1, low=1, high=16)
+    # 2: a thread prepares the next batches while the model trains; the batches, and so the
+    # model, are the same as with 1 (measured: benchmarks/README.md 3.2)
+    loader_workers: int = param(2, low=1, high=16)
     steps_per_epoch: int | None = param(None, low=1)
 
     def _preprocess(self) -> Preprocess:

@@ -23,7 +23,12 @@ from typing import Any
 
 import psutil
 
-from cxrbench.processes import adopt_environment, forkserver_context, server_matches_environment
+from cxrbench.processes import (
+    adopt_environment,
+    forkserver_context,
+    job_start_method,
+    server_matches_environment,
+)
 from cxrbench.run.jobs import Job, error_record, run_job
 
 
@@ -115,10 +120,12 @@ class ProcessExecutor:
     @staticmethod
     def _context_for_next_job() -> mp.context.BaseContext:
         """Forked from the preloaded server, unless it cannot give this job its thread settings
-        (they changed since it started) or this platform has none: then a spawned process."""
-        server = forkserver_context()
-        if server is not None and server_matches_environment():
-            return server
+        (they changed since it started), this platform has none, or ``CXRBENCH_JOB_START`` says
+        ``spawn``: then a spawned process."""
+        if job_start_method() == "forkserver":
+            server = forkserver_context()
+            if server is not None and server_matches_environment():
+                return server
         return mp.get_context("spawn")
 
     def run(self, jobs: Iterable[Job]) -> Iterator[dict[str, Any]]:
