@@ -50,3 +50,21 @@ def test_changed_thread_settings_spawn_the_job_instead(faults, synthetic_root, t
     monkeypatch.setenv("OMP_NUM_THREADS", "1" if current != "1" else "2")
     info = fit_info(synthetic_root, tmp_path / "b")
     assert not info["skops_preloaded"]  # spawned: nothing imported before the job
+
+
+def test_a_misspelt_job_start_method_is_refused_before_any_job(synthetic_root, tmp_path,
+                                                                 monkeypatch, capsys):
+    from cxrbench.cli import main
+
+    monkeypatch.setenv("CXRBENCH_JOB_START", "fork")
+    code = main(["run", "--data", str(synthetic_root), "--out", str(tmp_path / "o"),
+                 "--models", "majority", "--seeds", "0", "--no-report"])
+    assert code == 2
+    assert "CXRBENCH_JOB_START='fork': use one of forkserver, spawn" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_spawn_is_one_variable_away(faults, synthetic_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("CXRBENCH_JOB_START", "spawn")
+    assert not fit_info(synthetic_root, tmp_path / "a")["skops_preloaded"]

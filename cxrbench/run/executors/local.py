@@ -29,6 +29,7 @@ from cxrbench.processes import (
     job_start_method,
     server_matches_environment,
 )
+from cxrbench.run.executors.base import ExecutorError
 from cxrbench.run.jobs import Job, error_record, run_job
 
 
@@ -116,6 +117,10 @@ class ProcessExecutor:
 
     def __init__(self, default_timeout_s: float | None = None) -> None:
         self.default_timeout_s = default_timeout_s
+        try:
+            job_start_method()  # a misspelt CXRBENCH_JOB_START fails before any job
+        except ValueError as err:
+            raise ExecutorError(str(err)) from err
 
     @staticmethod
     def _context_for_next_job() -> mp.context.BaseContext:
