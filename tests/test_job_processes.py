@@ -10,6 +10,7 @@ import os
 import pytest
 from helpers import records_by_job
 
+from cxrbench import processes
 from cxrbench.processes import load_time_environment
 from cxrbench.results.io import read_results
 from cxrbench.run.config import ModelSpec, RunConfig
@@ -18,6 +19,19 @@ from cxrbench.run.harness import run_benchmark
 pytestmark = pytest.mark.skipif(
     "forkserver" not in multiprocessing.get_all_start_methods(),
     reason="no fork server on this platform: job processes are spawned")
+
+
+@pytest.fixture
+def server_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's thread variables as the fork server saw them when it started (an earlier
+    test may have started it, and `cxrbench` sets OMP_WAIT_POLICY when a CLI test runs)."""
+    seen = processes._server_env
+    if seen is None:  # not started yet: it will see today's
+        return
+    for key in load_time_environment():
+        monkeypatch.delenv(key)
+    for key, value in seen.items():
+        monkeypatch.setenv(key, value)
 
 
 def fit_info(data, out) -> dict:  # type: ignore[no-untyped-def]
@@ -31,7 +45,7 @@ def fit_info(data, out) -> dict:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_each_job_forks_from_the_preloaded_server_with_the_callers_environment(
-        faults, synthetic_root, tmp_path, monkeypatch):
+        faults, server_settings, synthetic_root, tmp_path, monkeypatch):
     monkeypatch.setenv("CXRBENCH_TEST_MARK", "first")
     first = fit_info(synthetic_root, tmp_path / "a")
     monkeypatch.setenv("CXRBENCH_TEST_MARK", "second")  # after the server started
@@ -43,8 +57,8 @@ def test_each_job_forks_from_the_preloaded_server_with_the_callers_environment(
 
 
 @pytest.mark.slow
-def test_changed_thread_settings_spawn_the_job_instead(faults, synthetic_root, tmp_path,
-                                                        monkeypatch):
+def test_changed_thread_settings_spawn_the_job_instead(faults, server_settings, synthetic_root,
+                                                        tmp_path, monkeypatch):
     fit_info(synthetic_root, tmp_path / "a")  # the server runs, with today's settings
     current = load_time_environment().get("OMP_NUM_THREADS")
     monkeypatch.setenv("OMP_NUM_THREADS", "1" if current != "1" else "2")
