@@ -16,6 +16,10 @@ and N/20 ``test/`` images, seed 0) is generated once into ``$CXRBENCH_SCALING_DI
   (``steps_per_epoch``: a fraction of an epoch above 1,920 images; their cost is reported per
   image trained). The HOG features come from the feature-extraction step's cache.
 
+Every built-in plugin is fitted (the probe and the ensemble with the converted
+EfficientNet-Lite0 weights when the user's cache has them). ``CXRBENCH_SCALING_ONLY=fit:probe,
+fit:ensemble`` runs only those steps on the existing caches (to finish a stopped run).
+
 Results are appended to ``$CXRBENCH_SCALING_OUT`` (default ``.benchmarks/scaling.json``)
 after every step, so a partial run keeps what it measured; ``plot_scaling.py`` draws the
 log-log figure and the growth exponents. Sizes: ``CXRBENCH_SCALING_SIZES=1000,5000``.
@@ -34,6 +38,8 @@ from pathlib import Path
 import pytest
 from abtest import machine_note, run_probe
 
+from cxrbench.data import default_cache_dir
+
 SIZES = [int(s) for s in os.environ.get("CXRBENCH_SCALING_SIZES",
                                          "1000,5000,20000,100000").split(",")]
 DEEP_STEPS = 60
@@ -47,12 +53,16 @@ FITS: dict[str, dict[str, object]] = {
     "cnn_seed": {"epochs": 1, "steps_per_epoch": DEEP_STEPS},
     "cnn_strong": {"epochs": 1, "steps_per_epoch": DEEP_STEPS},
     "transfer_mobilenet": {"head_epochs": 0, "epochs": 1, "steps_per_epoch": DEEP_STEPS},
+    "transfer_mobilenetv2": {"head_epochs": 0, "epochs": 1, "steps_per_epoch": DEEP_STEPS},
+    "probe": {},  # frozen features of every image (the cost), then a logistic regression
+    "ensemble": {"members": ["probe", "hog_svm"]},  # as in the full suite
 }
+# Only these steps (labels such as "fit:probe"), on the sizes' existing caches: to finish a
+# run that stopped, or to add a plugin. Empty: every step, from an empty cache.
+ONLY = {label for label in os.environ.get("CXRBENCH_SCALING_ONLY", "").split(",") if label}
 
 
 def scaling_dir() -> Path:
-    from cxrbench.data import default_cache_dir
-
     return Path(os.environ.get("CXRBENCH_SCALING_DIR") or default_cache_dir() / "scaling")
 
 
@@ -81,7 +91,13 @@ def _save(entry: dict[str, object]) -> None:
 def test_scaling(benchmark, long_benchmark, n: int) -> None:  # type: ignore[no-untyped-def]
     root = synthetic_set(n)
     cache = scaling_dir() / f"cache-{n}"
-    shutil.rmtree(cache, ignore_errors=True)
+    if not ONLY:
+        shutil.rmtree(cache, ignore_errors=True)
+    # the converted EfficientNet-Lite0 weights (probe, ensemble), from the user's cache
+    converted = sorted((default_cache_dir() / "weights").glob("efficientnet_lite*.weights.h5"))
+    for path in converted:
+        (cache / "weights").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, cache / "weights" / path.name)
     # as the cxrbench command sets it (README 3.3): idle OpenMP threads sleep
     env = {"CXRBENCH_CACHE_DIR": str(cache),
            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
@@ -99,17 +115,30 @@ def test_scaling(benchmark, long_benchmark, n: int) -> None:  # type: ignore[no-
         print(json.dumps(entry), flush=True)
         return result
 
+    def wanted(label: str) -> bool:
+        return not ONLY or label in ONLY
+
     def everything() -> None:
-        cold = step("ingest", label="ingest_cold")
-        assert cold.get("decoded") == cold.get("images")
-        warm = step("ingest", label="ingest_warm")
-        assert warm.get("decoded") == 0
-        step("audit")
-        step("split")
-        step("features")
+        if wanted("ingest_cold"):
+            cold = step("ingest", label="ingest_cold")
+            assert cold.get("decoded") == cold.get("images")
+        if wanted("ingest_warm"):
+            warm = step("ingest", label="ingest_warm")
+            assert warm.get("decoded") == 0
+        for name in ("audit", "split", "features"):
+            if wanted(name):
+                step(name)
         for model, params in FITS.items():
+            if not wanted(f"fit:{model}"):
+                continue
             if model.startswith("transfer") and not os.environ.get("CXRBENCH_WEIGHTS_DIR"):
                 params = {**params, "weights": None}  # random init: the same cost per image
+            if model in ("probe", "ensemble") and not converted:
+                if model == "ensemble":  # its probe member needs the converted weights
+                    print("skipping fit:ensemble: no converted EfficientNet-Lite0 weights in "
+                          f"{default_cache_dir() / 'weights'} (cxrbench weights convert)")
+                    continue
+                params = {**params, "weights": None}
             args = [f"--param={k}={json.dumps(v)}" for k, v in params.items()]
             step("fit", model, *args, label=f"fit:{model}")
 
