@@ -14,8 +14,11 @@ import pytest
 
 TESTS_DIR = Path(__file__).parent
 # `cxrbench` with the fault plugins registered, for runs that a test kills.
+# Ctrl-C is restored first: a test runner started in the background of a non-interactive shell
+# (`cmd &`) ignores SIGINT, and its children would inherit that and never see the tests' SIGINT.
 CLI_WITH_FAULTS = [sys.executable, "-c",
-                   "import sys, fault_plugins; from cxrbench.cli import main; "
+                   "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                   "import fault_plugins; from cxrbench.cli import main; "
                    "sys.exit(main(sys.argv[1:]))"]
 
 
