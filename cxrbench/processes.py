@@ -2,7 +2,7 @@
 
 A spawned process imports NumPy, pandas, scikit-learn and cxrbench again before it does any
 work, and skops (needed to save a scikit-learn model) walks every scikit-learn module at import:
-1-4 s per job process on 2 cores (``benchmarks/README.md``, 3.4). A fork server imports them
+1.5 s per job on 2 quiet cores, measured (``benchmarks/README.md``, 3.4). A fork server imports them
 once; each job process is then forked from it, still a fresh process of its own (a crash, a
 leak or a timeout stays in it), but without paying the imports again. TensorFlow, PyTorch's
 thread pools and JAX are never started in the server: forking a process that runs library
@@ -45,10 +45,9 @@ def job_start_method() -> str:
     return method
 
 
-def load_time_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The variables of ``env`` (default: this process's) that native libraries read at load."""
-    env = os.environ if env is None else env
-    return {k: v for k, v in env.items() if k.startswith(_LOAD_TIME_ENV_PREFIXES)}
+def load_time_environment() -> dict[str, str]:
+    """This process's environment variables that native libraries read when they load."""
+    return {k: v for k, v in os.environ.items() if k.startswith(_LOAD_TIME_ENV_PREFIXES)}
 
 
 def forkserver_context() -> multiprocessing.context.BaseContext | None:
